@@ -1,0 +1,41 @@
+# Two commands matter on a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The embedded default: SQLite run/event storage under a git-ignored home, DuckDB file warehouse.
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+INSTANCE_TEMPLATE ?= deploy/dagster.yaml
+
+.PHONY: install instance demo test lint ui bench clean
+
+$(BIN)/dagster: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/dagster
+
+instance:
+	@mkdir -p $(DAGSTER_HOME)
+	@cp -n $(INSTANCE_TEMPLATE) $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+
+demo: install instance
+	$(BIN)/orchestration-pipelines demo
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+ui: install instance
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .dagster_home data

@@ -1,0 +1,40 @@
+"""The Dagster code location: every asset, check, job, schedule, sensor and resource."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from assets.fraud import FRAUD_ASSETS, FRAUD_CHECKS
+from orchestration_pipelines.jobs import fraud_scoring_job, fraud_training_job
+from orchestration_pipelines.schedules import fraud_nightly_training
+from resources.landing import landing_zone_resource
+from resources.models import fraud_policy_resource, model_registry_resource
+from resources.opstore import opstore_resource
+from resources.warehouse import warehouse_io_manager, warehouse_resource
+from sensors.fraud import fraud_landing_sensor
+
+
+def build_resources() -> dict:
+    """Resources as configured by the environment at call time, so tests can point them elsewhere."""
+    return {
+        "warehouse": warehouse_resource(),
+        "warehouse_io_manager": warehouse_io_manager(),
+        "landing": landing_zone_resource(),
+        "model_registry": model_registry_resource(),
+        "fraud_policy": fraud_policy_resource(),
+        "opstore": opstore_resource(),
+    }
+
+
+def build_definitions() -> Definitions:
+    return Definitions(
+        assets=FRAUD_ASSETS,
+        asset_checks=FRAUD_CHECKS,
+        jobs=[fraud_scoring_job, fraud_training_job],
+        schedules=[fraud_nightly_training],
+        sensors=[fraud_landing_sensor],
+        resources=build_resources(),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,159 @@
+"""Per-transaction risk features, computed vectorised over accounts' time-ordered history.
+
+Every feature looks only backwards in time: a transaction is compared with what its account (or
+card) did before it, in the batch itself and in the history passed alongside. That makes the same
+function serve training (history is the training table itself) and scoring (history is a look-back
+window of earlier transactions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from orchestration_pipelines.fraud.contract import amount_in_eur
+from orchestration_pipelines.fraud.geo import distance_km
+
+FEATURE_COLUMNS = [
+    "amount_eur_log",
+    "amount_ratio_to_typical",
+    "amount_zscore",
+    "account_tx_count_prior",
+    "account_tx_count_1h",
+    "account_tx_count_24h",
+    "card_tx_count_10m",
+    "is_new_device",
+    "is_new_merchant_category",
+    "is_new_country",
+    "hours_since_prev",
+    "travel_speed_kmh",
+    "hour_of_day",
+    "is_ecommerce",
+]
+# Columns carried from the transaction into every downstream table, so a case reads on its own.
+CONTEXT_COLUMNS = [
+    "transaction_id",
+    "account_id",
+    "timestamp",
+    "amount",
+    "currency",
+    "amount_eur",
+    "merchant_category",
+    "country",
+    "channel",
+]
+_NO_PREVIOUS_HOURS = 24.0 * 30  # stands in for "no earlier transaction" so models need no NaN handling
+
+
+def _window_counts(group_keys: np.ndarray, seconds: np.ndarray, window_s: int) -> np.ndarray:
+    """Rows of the same group within ``window_s`` seconds before each row (itself included).
+
+    Expects rows sorted by (group, time). Packing group and time into one sorted int64 key turns the
+    per-group rolling count into a single binary search.
+    """
+    key = group_keys.astype("int64") * (1 << 34) + seconds
+    return np.arange(len(key)) - np.searchsorted(key, key - window_s, side="left") + 1
+
+
+def _first_seen(group_keys: np.ndarray, values: pd.Series) -> np.ndarray:
+    """1 where this group meets this value for the first time (rows sorted by time within group)."""
+    value_codes = pd.factorize(values)[0].astype("int64")
+    pair = group_keys.astype("int64") * (int(value_codes.max(initial=0)) + 1) + value_codes
+    return (~pd.Series(pair).duplicated().to_numpy()).astype("int8")
+
+
+def compute_features(transactions: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Context columns plus ``FEATURE_COLUMNS`` for each row of ``transactions``, in its order.
+
+    ``history`` (same contract, any overlap in accounts) only informs the features; its rows are not
+    returned.
+    """
+    parts = [transactions.assign(_target=True)]
+    if history is not None and len(history):
+        known = history[~history["transaction_id"].isin(transactions["transaction_id"])]
+        parts.insert(0, known[transactions.columns.intersection(known.columns)].assign(_target=False))
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+
+    account = pd.factorize(frame["account_id"])[0]
+    card = pd.factorize(frame["card_id"])[0]
+    nanos = pd.DatetimeIndex(frame["timestamp"]).as_unit("ns").asi8  # the warehouse hands back microseconds
+    seconds = (nanos - nanos.min()) // 1_000_000_000
+    order = np.lexsort((seconds, account))
+    used = [
+        "transaction_id",
+        "account_id",
+        "timestamp",
+        "amount",
+        "currency",
+        "merchant_category",
+        "country",
+        "channel",
+        "device_id",
+    ]
+    f = frame[used].iloc[order].reset_index(drop=True)
+    acc, sec = account[order], seconds[order]
+    amount_eur = amount_in_eur(f)
+    log_amount = np.log1p(amount_eur)
+
+    # Expanding account statistics over earlier transactions only.
+    position = np.arange(len(f))
+    group_start = np.r_[0, np.flatnonzero(np.diff(acc)) + 1]
+    start = np.repeat(group_start, np.diff(np.r_[group_start, len(f)]))
+    prior = position - start
+    csum = np.r_[0.0, np.cumsum(amount_eur)]
+    csum_log = np.r_[0.0, np.cumsum(log_amount)]
+    csum_log2 = np.r_[0.0, np.cumsum(log_amount**2)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        typical = (csum[position] - csum[start]) / prior
+        mean_log = (csum_log[position] - csum_log[start]) / prior
+        var_log = (csum_log2[position] - csum_log2[start]) / prior - mean_log**2
+    has_prior = prior > 0
+    ratio = np.where(has_prior, amount_eur / np.where(has_prior, typical, 1.0), 1.0)
+    zscore = np.where(
+        has_prior,
+        (log_amount - np.nan_to_num(mean_log)) / np.sqrt(np.maximum(np.nan_to_num(var_log), 0.0) + 0.25**2),
+        0.0,
+    )
+
+    card_order = np.lexsort((sec, card[order]))
+    card_counts = np.empty(len(f), dtype="int64")
+    card_counts[card_order] = _window_counts(card[order][card_order], sec[card_order], 600)
+
+    previous = np.r_[0, position[:-1]]
+    hours_since = np.where(has_prior, (sec - sec[previous]) / 3600.0, _NO_PREVIOUS_HOURS)
+    country = f["country"].to_numpy()
+    km = np.where(has_prior, distance_km(country, country[previous]), 0.0)
+    km = np.nan_to_num(km, nan=0.0)
+    speed = km / np.maximum(hours_since, 1.0 / 60.0)
+
+    out = pd.DataFrame(
+        {
+            "transaction_id": f["transaction_id"].to_numpy(),
+            "account_id": f["account_id"].to_numpy(),
+            "timestamp": f["timestamp"],
+            "amount": f["amount"].to_numpy(),
+            "currency": f["currency"].to_numpy(),
+            "amount_eur": np.round(amount_eur, 2),
+            "merchant_category": f["merchant_category"].to_numpy(),
+            "country": country,
+            "channel": f["channel"].to_numpy(),
+            "amount_eur_log": log_amount,
+            "amount_ratio_to_typical": ratio,
+            "amount_zscore": zscore,
+            "account_tx_count_prior": prior,
+            "account_tx_count_1h": _window_counts(acc, sec, 3600),
+            "account_tx_count_24h": _window_counts(acc, sec, 86400),
+            "card_tx_count_10m": card_counts,
+            "is_new_device": _first_seen(acc, f["device_id"]),
+            "is_new_merchant_category": _first_seen(acc, f["merchant_category"]),
+            "is_new_country": _first_seen(acc, f["country"]),
+            "hours_since_prev": hours_since,
+            "travel_speed_kmh": speed,
+            "hour_of_day": (nanos[order] // 3_600_000_000_000) % 24,
+            "is_ecommerce": (f["channel"].to_numpy() == "ecommerce").astype("int8"),
+        }
+    )
+    restore = np.empty(len(order), dtype="int64")
+    restore[order] = np.arange(len(order))
+    target_rows = restore[np.flatnonzero(frame["_target"].to_numpy())]
+    return out.iloc[target_rows].reset_index(drop=True)

@@ -1,0 +1,122 @@
+"""The audit of write-audit-publish: what a staged batch of decisions must satisfy to be published."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from orchestration_pipelines.fraud.policy import DECISIONS, FraudPolicy
+
+# Column -> the kind of values the published table promises its readers.
+DECISION_SCHEMA: dict[str, str] = {
+    "batch_id": "string",
+    "transaction_id": "string",
+    "account_id": "string",
+    "timestamp": "datetime",
+    "amount": "number",
+    "currency": "string",
+    "amount_eur": "number",
+    "model_probability": "number",
+    "anomaly_percentile": "number",
+    "rule_risk": "number",
+    "risk_score": "number",
+    "reason_codes": "string",
+    "model_version": "string",
+    "decision": "string",
+    "confidence": "number",
+    "policy_version": "string",
+    "decided_at": "datetime",
+}
+_KIND_TEST = {
+    "string": lambda s: pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s),
+    "number": pd.api.types.is_numeric_dtype,
+    "datetime": pd.api.types.is_datetime64_any_dtype,
+}
+CHECK_NAMES = (
+    "schema_matches",
+    "no_missing_values",
+    "unique_transaction_ids",
+    "scores_in_range",
+    "decision_mix_within_policy",
+)
+
+
+@dataclass
+class CheckOutcome:
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _schema(df: pd.DataFrame) -> CheckOutcome:
+    missing = [c for c in DECISION_SCHEMA if c not in df.columns]
+    wrong = {
+        c: str(df[c].dtype) for c, kind in DECISION_SCHEMA.items() if c in df and not _KIND_TEST[kind](df[c])
+    }
+    if missing or wrong:
+        return CheckOutcome(False, f"missing columns {missing}; wrong types {wrong}", {"missing": missing})
+    return CheckOutcome(True, f"all {len(DECISION_SCHEMA)} contract columns present with the right types")
+
+
+def _nulls(df: pd.DataFrame) -> CheckOutcome:
+    present = [c for c in DECISION_SCHEMA if c in df.columns and c != "reason_codes"]
+    counts = {c: int(n) for c, n in df[present].isna().sum().items() if n}
+    if counts:
+        return CheckOutcome(False, f"missing values in {counts}", {"null_counts": counts})
+    return CheckOutcome(True, "no missing values")
+
+
+def _unique_ids(df: pd.DataFrame) -> CheckOutcome:
+    duplicated = df["transaction_id"].duplicated(keep=False)
+    if duplicated.any():
+        examples = df.loc[duplicated, "transaction_id"].drop_duplicates().head(5).tolist()
+        return CheckOutcome(
+            False,
+            f"{int(duplicated.sum())} rows share a transaction id, e.g. {examples}",
+            {"duplicate_rows": int(duplicated.sum())},
+        )
+    return CheckOutcome(True, "every transaction id is unique")
+
+
+def _score_range(df: pd.DataFrame) -> CheckOutcome:
+    columns = ["model_probability", "anomaly_percentile", "rule_risk", "risk_score", "confidence"]
+    outside = {c: int((~df[c].between(0.0, 1.0)).sum()) for c in columns if c in df}
+    outside = {c: n for c, n in outside.items() if n}
+    if outside:
+        return CheckOutcome(False, f"values outside [0, 1]: {outside}", {"out_of_range": outside})
+    return CheckOutcome(True, "all scores within [0, 1]")
+
+
+def _decision_mix(df: pd.DataFrame, policy: FraudPolicy) -> CheckOutcome:
+    shares = df["decision"].value_counts(normalize=True).reindex(DECISIONS, fill_value=0.0)
+    unknown = sorted(set(df["decision"]) - set(DECISIONS))
+    metadata = {f"share_{d}": round(float(shares[d]), 5) for d in DECISIONS}
+    problems = []
+    if unknown:
+        problems.append(f"unknown decisions {unknown}")
+    if shares["analyst_review"] > policy.max_review_share:
+        problems.append(f"review share {shares['analyst_review']:.2%} exceeds {policy.max_review_share:.2%}")
+    if shares["block_pending_approval"] > policy.max_block_share:
+        problems.append(
+            f"block share {shares['block_pending_approval']:.2%} exceeds {policy.max_block_share:.2%}"
+        )
+    if problems:
+        return CheckOutcome(False, "; ".join(problems) + f" (policy {policy.version})", metadata)
+    return CheckOutcome(True, f"decision mix within policy {policy.version} bounds", metadata)
+
+
+def validate_staged_decisions(df: pd.DataFrame, policy: FraudPolicy) -> dict[str, CheckOutcome]:
+    """Every check by name; later checks are skipped (failed) when the schema itself is wrong."""
+    schema = _schema(df)
+    if not schema.passed:
+        skipped = CheckOutcome(False, "not evaluated: the staged table does not match the schema")
+        return {name: schema if name == "schema_matches" else skipped for name in CHECK_NAMES}
+    return {
+        "schema_matches": schema,
+        "no_missing_values": _nulls(df),
+        "unique_transaction_ids": _unique_ids(df),
+        "scores_in_range": _score_range(df),
+        "decision_mix_within_policy": _decision_mix(df, policy),
+    }

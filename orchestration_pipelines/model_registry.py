@@ -1,0 +1,81 @@
+"""A file-system model registry: immutable versions, one promoted ``CURRENT`` pointer per model.
+
+Versions are written to a temporary folder and renamed into place, and the pointer is replaced
+atomically, so a reader never sees a half-written model and promotion is a single, auditable step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+
+class ModelNotFound(LookupError):
+    pass
+
+
+class ModelRegistry:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _dir(self, name: str) -> Path:
+        return self.root / name
+
+    def save(self, name: str, artifact: Any, card: dict[str, Any]) -> str:
+        """Store an artifact with its model card; returns the new version id (time + content hash)."""
+        buffer = io.BytesIO()
+        joblib.dump(artifact, buffer, compress=3)
+        payload = buffer.getvalue()
+        version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{hashlib.sha256(payload).hexdigest()[:8]}"
+        card = {**card, "name": name, "version": version, "created_at": datetime.now(UTC).isoformat()}
+        self._dir(name).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self._dir(name)))
+        (staging / "model.joblib").write_bytes(payload)
+        (staging / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+        staging.rename(self._dir(name) / version)
+        return version
+
+    def promote(self, name: str, version: str) -> None:
+        if not (self._dir(name) / version / "model.joblib").exists():
+            raise ModelNotFound(f"{name} has no version {version}")
+        pointer = self._dir(name) / "CURRENT"
+        tmp = pointer.with_suffix(".tmp")
+        tmp.write_text(version)
+        os.replace(tmp, pointer)
+
+    def current_version(self, name: str) -> str | None:
+        pointer = self._dir(name) / "CURRENT"
+        return pointer.read_text().strip() if pointer.exists() else None
+
+    def versions(self, name: str) -> list[str]:
+        if not self._dir(name).exists():
+            return []
+        return sorted(p.name for p in self._dir(name).iterdir() if (p / "card.json").exists())
+
+    def card(self, name: str, version: str | None = None) -> dict[str, Any]:
+        return json.loads((self._version_dir(name, version) / "card.json").read_text())
+
+    def load(self, name: str, version: str | None = None) -> tuple[Any, dict[str, Any]]:
+        """The artifact and card of ``version``, or of the promoted version when none is given."""
+        folder = self._version_dir(name, version)
+        return joblib.load(folder / "model.joblib"), json.loads((folder / "card.json").read_text())
+
+    def _version_dir(self, name: str, version: str | None) -> Path:
+        version = version or self.current_version(name)
+        if version is None:
+            raise ModelNotFound(
+                f"no promoted {name!r} model in {self.root}: train one first "
+                f"(e.g. `dagster job execute -w workspace.yaml -j fraud_training_job`)"
+            )
+        folder = self._dir(name) / version
+        if not folder.exists():
+            raise ModelNotFound(f"{name} has no version {version} in {self.root}")
+        return folder

@@ -1,0 +1,1 @@
+"""Dagster resources: the models and connectors every workflow shares."""

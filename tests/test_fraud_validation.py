@@ -1,0 +1,55 @@
+import pytest
+
+from orchestration_pipelines.fraud.features import compute_features
+from orchestration_pipelines.fraud.policy import load_policy
+from orchestration_pipelines.fraud.scoring import make_decisions, score_features
+from orchestration_pipelines.fraud.validation import CHECK_NAMES, validate_staged_decisions
+
+
+@pytest.fixture(scope="module")
+def staged(trained_builtin, small_world):
+    policy = load_policy()
+    batch = small_world.batches[2].drop(columns=["is_fraud", "fraud_pattern"])
+    decided = make_decisions(
+        score_features(compute_features(batch, small_world.history), trained_builtin.model, "v1", policy),
+        policy,
+    )
+    decided.insert(0, "batch_id", "b.csv")
+    return decided
+
+
+def _failed(df) -> set[str]:
+    return {
+        name for name, outcome in validate_staged_decisions(df, load_policy()).items() if not outcome.passed
+    }
+
+
+def test_good_batch_passes_every_check(staged):
+    outcomes = validate_staged_decisions(staged, load_policy())
+    assert set(outcomes) == set(CHECK_NAMES)
+    assert all(o.passed for o in outcomes.values()), {n: o.description for n, o in outcomes.items()}
+    assert outcomes["decision_mix_within_policy"].metadata["share_auto_clear"] > 0.9
+
+
+def test_each_defect_fails_its_own_check(staged):
+    duplicated = staged.copy()
+    duplicated.loc[1, "transaction_id"] = duplicated.loc[0, "transaction_id"]
+    assert _failed(duplicated) == {"unique_transaction_ids"}
+
+    nulls = staged.copy()
+    nulls.loc[3, "account_id"] = None
+    assert _failed(nulls) == {"no_missing_values"}
+
+    out_of_range = staged.assign(risk_score=staged["risk_score"] + 1.5)
+    assert _failed(out_of_range) == {"scores_in_range"}
+
+    everything_blocked = staged.assign(decision="block_pending_approval")
+    assert _failed(everything_blocked) == {"decision_mix_within_policy"}
+
+
+def test_wrong_schema_fails_everything_and_says_why(staged):
+    outcomes = validate_staged_decisions(staged.drop(columns=["risk_score"]), load_policy())
+    assert not any(o.passed for o in outcomes.values())
+    assert "risk_score" in outcomes["schema_matches"].description
+    wrong_type = staged.assign(amount=staged["amount"].astype(str))
+    assert "amount" in validate_staged_decisions(wrong_type, load_policy())["schema_matches"].description
