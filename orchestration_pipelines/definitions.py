@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 
 from assets.fraud import FRAUD_ASSETS, FRAUD_CHECKS
+from assets.llm_ops import LLM_OPS_ASSETS, LLM_OPS_CHECKS, llm_resources
 from orchestration_pipelines.jobs import fraud_scoring_job, fraud_training_job
 from orchestration_pipelines.schedules import fraud_nightly_training
 from resources.landing import landing_zone_resource
@@ -23,13 +24,14 @@ def build_resources() -> dict:
         "model_registry": model_registry_resource(),
         "fraud_policy": fraud_policy_resource(),
         "opstore": opstore_resource(),
+        **llm_resources(),
     }
 
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=FRAUD_ASSETS,
-        asset_checks=FRAUD_CHECKS,
+        assets=[*FRAUD_ASSETS, *LLM_OPS_ASSETS],
+        asset_checks=[*FRAUD_CHECKS, *LLM_OPS_CHECKS],
         jobs=[fraud_scoring_job, fraud_training_job],
         schedules=[fraud_nightly_training],
         sensors=[fraud_landing_sensor],

@@ -16,9 +16,8 @@ def instance():
 
 
 def tick(instance, cursor=None):
-    result = fraud_landing_sensor(
-        build_sensor_context(instance=instance, cursor=cursor, resources=build_resources())
-    )
+    with build_sensor_context(instance=instance, cursor=cursor, resources=build_resources()) as context:
+        result = fraud_landing_sensor(context)
     return result, result.cursor
 
 
