@@ -1,0 +1,100 @@
+"""The command line as a user runs it: real subprocesses, real files."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from fraud_helpers import write_landing_file
+
+from orchestration_pipelines.fraud import train_builtin
+from orchestration_pipelines.model_registry import ModelRegistry
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).with_name("orchestration-pipelines"))
+
+
+def run_cli(*args: str, env_extra: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CLI, *args],
+        cwd=REPO,
+        env={**os.environ, **(env_extra or {})},
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=600,
+    )
+
+
+def test_score_a_csv_with_the_promoted_model(data_env, small_world, tmp_path):
+    registry = ModelRegistry(data_env / "models")
+    result = train_builtin(small_world.history)
+    registry.promote("fraud", registry.save("fraud", result.model, {"feature_set": "builtin"}))
+    source = write_landing_file(tmp_path, "batch.csv", small_world.batches[0])
+    out = tmp_path / "decisions.parquet"
+
+    completed = run_cli("fraud", "score", str(source), "--output", str(out))
+    decisions = pd.read_parquet(out)
+    assert len(decisions) == len(small_world.batches[0])
+    assert set(json.loads(completed.stderr.strip().splitlines()[-1])) <= {
+        "auto_clear",
+        "analyst_review",
+        "block_pending_approval",
+    }
+    assert {"transaction_id", "risk_score", "decision", "reason_codes", "model_version"} <= set(
+        decisions.columns
+    )
+
+
+def test_bad_input_is_a_clear_error_not_a_traceback(data_env, tmp_path):
+    source = tmp_path / "broken.csv"
+    source.write_text("transaction_id,amount\n1,abc\n")
+    completed = run_cli("fraud", "score", str(source), check=False)
+    assert completed.returncode != 0
+    assert "error:" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_train_on_own_features_and_promote(data_env, tmp_path):
+    rng = np.random.default_rng(5)
+    n = 30_000
+    label = (rng.random(n) < 0.005).astype(int)
+    table = pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-01-01", periods=n, freq="min", tz="UTC"),
+            "signal": rng.normal(0, 1, n) + 3 * label,
+            "noise": rng.normal(0, 1, n),
+            "is_chargeback": label,
+        }
+    )
+    source = tmp_path / "features.parquet"
+    table.to_parquet(source)
+
+    completed = run_cli(
+        "fraud", "train", str(source), "--label", "is_chargeback", "--time-column", "ts", "--promote"
+    )
+    report = json.loads(completed.stdout[: completed.stdout.rindex("}") + 1])
+    assert report["split"] == "time" and report["metrics"]["pr_auc"] > 0.5
+    assert ModelRegistry(data_env / "models").current_version("fraud") == report["version"]
+
+
+def test_demo_runs_the_workflow_through_dagster(data_env, tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    completed = run_cli(
+        "demo", "--accounts", "1500", "--with-bad-file", env_extra={"DAGSTER_HOME": str(home)}
+    )
+    out = completed.stdout
+    assert "fraud_training_job" in out and "Decisions per queue" in out
+    runs = [line for line in out.splitlines() if line.strip().startswith("run ") or ": run " in line]
+    assert len(runs) == 5  # training + three good batches + the bad one
+    assert sum("FAILED" in line for line in runs) == 1
+    assert "transactions_broken.csv" in out and "hash chain intact" in out
+    assert (data_env / "quarantine" / "fraud" / "transactions_broken.csv.reason.json").exists()
+
+    again = run_cli("demo", "--accounts", "1500", env_extra={"DAGSTER_HOME": str(home)}).stdout
+    assert "0 new landing file(s)" in again  # same content is never scored twice
