@@ -346,10 +346,7 @@ def decisions_staging(
 
 
 @multi_asset_check(
-    specs=[
-        AssetCheckSpec(name, asset=decisions_staging, blocking=True, partitions_def=fraud_batches)
-        for name in CHECK_NAMES
-    ],
+    specs=[AssetCheckSpec(name, asset=decisions_staging, blocking=True) for name in CHECK_NAMES],
     ins={"staged": AssetIn(key=decisions_staging.key)},
     pool=WAREHOUSE_POOL,
 )

@@ -73,7 +73,7 @@ class ModelRegistry:
         if version is None:
             raise ModelNotFound(
                 f"no promoted {name!r} model in {self.root}: train one first "
-                f"(e.g. `dagster job execute -w workspace.yaml -j fraud_training_job`)"
+                f"(e.g. `dagster job execute -m orchestration_pipelines.definitions -j fraud_training_job`)"
             )
         folder = self._dir(name) / version
         if not folder.exists():
