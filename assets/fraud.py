@@ -121,6 +121,8 @@ def labelled_history(context: AssetExecutionContext, landing: LandingZoneResourc
     return history
 
 
+# Model assets stay out of the warehouse pool: holding it through minutes of training would stall
+# scoring runs, and the candidate's one read of the history waits out a writer's lock with back-off.
 _model_asset = {"key_prefix": WORKFLOW, "group_name": WORKFLOW, "kinds": {"scikitlearn"}}
 
 

@@ -1,6 +1,8 @@
 """Wiring: the fraud assets, checks and resources materialised for real on a Dagster instance."""
 
 import json
+import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -18,6 +20,7 @@ from orchestration_pipelines.audit import read_audit_log
 from orchestration_pipelines.definitions import build_resources
 from orchestration_pipelines.model_registry import ModelRegistry
 from orchestration_pipelines.opstore import OpStore
+from resources.warehouse import WAREHOUSE_POOL
 
 
 @pytest.fixture
@@ -163,3 +166,15 @@ def test_worse_candidate_is_not_promoted(data_env, small_world, instance):
     assert not check.passed and "worse than the current model" in check.description
     assert registry.current_version("fraud") == good
     assert len(registry.versions("fraud")) == 2  # the candidate is kept for inspection, not promoted
+
+
+def test_every_warehouse_step_queues_in_a_pool_of_one(tmp_path):
+    """DuckDB admits one writer process: the shipped instance config and the assets must agree."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    with DagsterInstance.from_config(str(home)) as configured:
+        info = configured.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
+        assert info.limit == 1
+    warehouse_steps = [*FRAUD_TRAINING_ASSETS[:1], *FRAUD_SCORING_ASSETS, staged_decisions_checks]
+    assert {step.op.pool for step in warehouse_steps} == {WAREHOUSE_POOL}
