@@ -90,3 +90,18 @@ def test_fraud_patterns_stand_out_in_their_signature_features(small_world):
         f[pattern == "account_takeover"]["is_new_device"].mean() >= 0.25 > 3 * legit["is_new_device"].mean()
     )
     assert 0.001 < history["is_fraud"].mean() < 0.01
+
+
+def test_history_from_the_warehouse_mixes_with_a_batch_from_a_file(small_world):
+    """DuckDB hands back microseconds in its own UTC zone; a file gives nanoseconds in pandas' UTC."""
+    import duckdb
+
+    batch = small_world.batches[0].drop(columns=["is_fraud", "fraud_pattern"])
+    with duckdb.connect() as con:
+        con.register("history_frame", small_world.history)
+        warehouse_history = con.execute("SELECT * FROM history_frame").df()
+    assert str(warehouse_history["timestamp"].dtype) != str(batch["timestamp"].dtype)
+    mixed = compute_features(batch, warehouse_history)
+    same = compute_features(batch, small_world.history)
+    np.testing.assert_allclose(mixed[FEATURE_COLUMNS].to_numpy(float), same[FEATURE_COLUMNS].to_numpy(float))
+    assert str(mixed["timestamp"].dtype) == "datetime64[ns, UTC]"
