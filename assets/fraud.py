@@ -6,8 +6,6 @@ Model lifecycle, nightly: ``labelled_history -> model_candidate --(not worse)-->
 Domain logic lives in ``orchestration_pipelines.fraud``; this module is the Dagster wiring.
 """
 
-from datetime import timedelta
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -33,6 +31,7 @@ from orchestration_pipelines.audit import append_audit_event
 from orchestration_pipelines.fraud import current_model_baseline, train_builtin
 from orchestration_pipelines.fraud.contract import ContractViolation, validate_transactions
 from orchestration_pipelines.fraud.features import compute_features
+from orchestration_pipelines.fraud.history import account_history
 from orchestration_pipelines.fraud.model import MODEL_NAME, promotion_verdict
 from orchestration_pipelines.fraud.scoring import decision_counts, make_decisions, score_features
 from orchestration_pipelines.fraud.validation import CHECK_NAMES, validate_staged_decisions
@@ -46,7 +45,6 @@ from resources.opstore import OperationalStoreResource
 from resources.warehouse import WAREHOUSE_POOL
 
 WORKFLOW = "fraud"
-HISTORY_LOOKBACK = timedelta(days=30)
 fraud_batches = DynamicPartitionsDefinition(name="fraud_batches")
 LANDING_SHA_TAG = "fraud/landing_sha256"  # run tag: the content the sensor saw
 SOURCE_SHA_METADATA = "source_sha256"  # materialization metadata: the content that was ingested
@@ -277,30 +275,14 @@ def already_ingested(instance: DagsterInstance, name: str, sha256: str) -> bool:
     return SOURCE_SHA_METADATA in metadata and metadata[SOURCE_SHA_METADATA].value == sha256
 
 
-def _account_history(warehouse: DuckDBResource, batch: pd.DataFrame) -> pd.DataFrame | None:
-    """Labelled history of the batch's accounts over the look-back window before it, if any exists."""
-    with warehouse.get_connection() as con:
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'fraud' "
-            "AND table_name = 'labelled_history'"
-        ).fetchall()[0][0]
-        if not exists:
-            return None
-        con.register("batch_accounts", batch[["account_id"]].drop_duplicates())
-        return con.execute(
-            "SELECT h.* FROM fraud.labelled_history h JOIN batch_accounts b USING (account_id) "
-            "WHERE h.timestamp >= ? AND h.timestamp < ?",
-            [batch["timestamp"].min() - HISTORY_LOOKBACK, batch["timestamp"].max()],
-        ).df()
-
-
 @asset(**_batch_table, deps=[labelled_history])
 def features(
     context: AssetExecutionContext, transactions: pd.DataFrame, warehouse: DuckDBResource
 ) -> pd.DataFrame:
     """Risk features per transaction: velocity, amount against the account's habit, new device or
     merchant category, speed of country change, hour. Uses 30 days of account history for context."""
-    history = _account_history(warehouse, transactions)
+    with warehouse.get_connection() as con:
+        history = account_history(con, transactions)
     if history is None:
         context.log.warning("no labelled history in the warehouse: features see only this batch")
     result = compute_features(transactions, history)

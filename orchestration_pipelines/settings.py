@@ -10,13 +10,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import EnvVar
-
-
-def env_or_default(name: str, default: str) -> str | EnvVar:
-    """An ``EnvVar`` when the variable is set (so the UI shows where a value comes from), else the default."""
-    return EnvVar(name) if os.environ.get(name) else default
-
 
 @dataclass(frozen=True)
 class Paths:

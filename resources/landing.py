@@ -6,7 +6,8 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from orchestration_pipelines.settings import env_or_default, paths
+from orchestration_pipelines.settings import paths
+from resources.env import env_or_default
 
 
 class LandingZoneResource(ConfigurableResource):

@@ -19,7 +19,7 @@ from pydantic import Field
 from orchestration_pipelines.governance import load_data_policy
 from orchestration_pipelines.ledger import CallContext, CostLedger
 from orchestration_pipelines.llm import Backoff, LLMGateway, ResponseCache, Tier
-from orchestration_pipelines.settings import env_or_default
+from resources.env import env_or_default
 from resources.opstore import OperationalStoreResource, opstore_resource
 
 LLM_POOL = "llm_provider"

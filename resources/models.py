@@ -6,7 +6,8 @@ from dagster import ConfigurableResource
 
 from orchestration_pipelines.fraud.policy import FraudPolicy, load_policy
 from orchestration_pipelines.model_registry import ModelRegistry
-from orchestration_pipelines.settings import env_or_default, paths
+from orchestration_pipelines.settings import paths
+from resources.env import env_or_default
 
 
 class ModelRegistryResource(ConfigurableResource):

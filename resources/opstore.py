@@ -5,7 +5,8 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 
 from orchestration_pipelines.opstore import OpStore
-from orchestration_pipelines.settings import default_opstore_url, env_or_default
+from orchestration_pipelines.settings import default_opstore_url
+from resources.env import env_or_default
 
 
 class OperationalStoreResource(ConfigurableResource):

@@ -14,7 +14,8 @@ from dagster import InputContext, IOManager, OutputContext
 from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
-from orchestration_pipelines.settings import env_or_default, paths
+from orchestration_pipelines.settings import paths
+from resources.env import env_or_default
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 
