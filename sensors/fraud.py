@@ -32,6 +32,11 @@ def fraud_landing_sensor(context: SensorEvaluationContext, landing: LandingZoneR
         )
     # A lost or reset cursor must not rescore files whose exact content was already ingested.
     to_run = [f for f in new_files if not already_ingested(context.instance, f.name, f.sha256)]
+    if not to_run:
+        return SensorResult(
+            skip_reason=f"{len(new_files)} file(s) new to this cursor were already ingested as they are",
+            cursor=encode_cursor(next_cursor),
+        )
     existing = set(context.instance.get_dynamic_partitions(fraud_batches.name))
     return SensorResult(
         run_requests=[

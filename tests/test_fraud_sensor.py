@@ -60,4 +60,5 @@ def test_lost_cursor_does_not_rescore_ingested_content(data_env, small_world, in
 
     after_reset, cursor = tick(instance, cursor=None)
     assert after_reset.run_requests == []
+    assert "already ingested" in after_reset.skip_reason.skip_message
     assert "a.csv" in cursor
