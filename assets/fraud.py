@@ -33,6 +33,7 @@ from orchestration_pipelines.fraud.contract import ContractViolation, validate_t
 from orchestration_pipelines.fraud.features import compute_features
 from orchestration_pipelines.fraud.history import account_history
 from orchestration_pipelines.fraud.model import MODEL_NAME, promotion_verdict
+from orchestration_pipelines.fraud.policy import DECISIONS
 from orchestration_pipelines.fraud.scoring import decision_counts, make_decisions, score_features
 from orchestration_pipelines.fraud.validation import CHECK_NAMES, validate_staged_decisions
 from orchestration_pipelines.landing import UnreadableFile, file_sha256, quarantine_file, read_table_file
@@ -374,7 +375,7 @@ def decisions(
             "reason_codes FROM fraud.decisions WHERE batch_id = ? ORDER BY risk_score DESC LIMIT 10",
             [batch],
         ).df()
-    counts = {"auto_clear": 0, "analyst_review": 0, "block_pending_approval": 0, **dict(published)}
+    counts = {**dict.fromkeys(DECISIONS, 0), **dict(published)}
     append_audit_event(
         opstore.store(),
         workflow=WORKFLOW,

@@ -26,6 +26,12 @@ LLM_POOL = "llm_provider"
 TIER_NAMES = ("small", "strong")
 # Defaults for prices are those of typical small and strong hosted models (USD per 1k tokens).
 _DEFAULT_PRICES = {"small": (0.00015, 0.0006), "strong": (0.0025, 0.01)}
+# OP_LLM_<TIER>_<suffix> -> (LLMTierConfig field, type)
+_TIER_LIMIT_VARIABLES = {
+    "TIMEOUT_S": ("timeout_s", float),
+    "REQUESTS_PER_MINUTE": ("requests_per_minute", int),
+    "TOKENS_PER_MINUTE": ("tokens_per_minute", int),
+}
 
 
 class LLMTierConfig(Config):
@@ -99,6 +105,12 @@ def tiers_from_env() -> list[LLMTierConfig]:
         if not os.environ.get(prefix + "BASE_URL"):
             continue
         input_price, output_price = _DEFAULT_PRICES[name]
+        # Limits not set in the environment keep LLMTierConfig's own defaults.
+        limits = {
+            field: cast(os.environ[prefix + suffix])
+            for suffix, (field, cast) in _TIER_LIMIT_VARIABLES.items()
+            if os.environ.get(prefix + suffix)
+        }
         tiers.append(
             LLMTierConfig(
                 name=name,
@@ -107,9 +119,7 @@ def tiers_from_env() -> list[LLMTierConfig]:
                 api_key=env_or_default(prefix + "API_KEY", "unused"),
                 input_price_per_1k=float(os.environ.get(prefix + "PRICE_IN_PER_1K", input_price)),
                 output_price_per_1k=float(os.environ.get(prefix + "PRICE_OUT_PER_1K", output_price)),
-                timeout_s=float(os.environ.get(prefix + "TIMEOUT_S", 30)),
-                requests_per_minute=int(os.environ.get(prefix + "REQUESTS_PER_MINUTE", 60)),
-                tokens_per_minute=int(os.environ.get(prefix + "TOKENS_PER_MINUTE", 100_000)),
+                **limits,
             )
         )
     return tiers

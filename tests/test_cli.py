@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fraud_helpers import write_landing_file
+from instance_helpers import REPO, dagster_home
 
 from orchestration_pipelines.fraud import train_builtin
 from orchestration_pipelines.model_registry import ModelRegistry
 
-REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("orchestration-pipelines"))
 
 
@@ -82,9 +81,7 @@ def test_train_on_own_features_and_promote(data_env, tmp_path):
 
 
 def test_demo_runs_the_workflow_through_dagster(data_env, tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    home = dagster_home(tmp_path)
     completed = run_cli(
         "demo", "--accounts", "1500", "--with-bad-file", env_extra={"DAGSTER_HOME": str(home)}
     )

@@ -1,13 +1,12 @@
 """Wiring: the fraud assets, checks and resources materialised for real on a Dagster instance."""
 
 import json
-import shutil
-from pathlib import Path
 
 import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, instance_for_test, materialize
 from fraud_helpers import write_history, write_landing_file
+from instance_helpers import dagster_home
 
 from assets.fraud import (
     FRAUD_SCORING_ASSETS,
@@ -170,10 +169,7 @@ def test_worse_candidate_is_not_promoted(data_env, small_world, instance):
 
 def test_every_warehouse_step_queues_in_a_pool_of_one(tmp_path):
     """DuckDB admits one writer process: the shipped instance config and the assets must agree."""
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    with DagsterInstance.from_config(str(home)) as configured:
+    with DagsterInstance.from_config(str(dagster_home(tmp_path))) as configured:
         info = configured.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
         assert info.limit == 1
     warehouse_steps = [*FRAUD_TRAINING_ASSETS[:1], *FRAUD_SCORING_ASSETS, staged_decisions_checks]

@@ -1,11 +1,9 @@
 """The production instance: dagster-postgres storage from deploy/dagster-postgres.yaml, for real."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter, build_sensor_context
 from fraud_helpers import write_history, write_landing_file
+from instance_helpers import dagster_home
 
 from assets.fraud import fraud_batches
 from orchestration_pipelines.audit import read_audit_log, verify_audit_chain
@@ -13,15 +11,12 @@ from orchestration_pipelines.definitions import build_definitions, build_resourc
 from orchestration_pipelines.opstore import OpStore
 from sensors.fraud import fraud_landing_sensor
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 def postgres_instance(postgres_database, tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster-postgres.yaml", home / "dagster.yaml")
+    home = dagster_home(tmp_path, "dagster-postgres.yaml")
     for key, value in {
         "HOST": "127.0.0.1",
         "PORT": "5432",

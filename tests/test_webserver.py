@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -11,8 +10,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from instance_helpers import REPO, dagster_home
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 WORKSPACE_QUERY = """
@@ -55,9 +54,7 @@ def _graphql(port: int, query: str) -> dict:
 
 
 def test_webserver_loads_the_code_location(tmp_path, data_env):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    home = dagster_home(tmp_path)
     port = _free_port()
     webserver = Path(sys.executable).with_name("dagster-webserver")
     server = subprocess.Popen(

@@ -42,18 +42,8 @@ CONTEXT_COLUMNS = [
     "country",
     "channel",
 ]
-_USED_COLUMNS = [
-    "transaction_id",
-    "account_id",
-    "card_id",
-    "timestamp",
-    "amount",
-    "currency",
-    "merchant_category",
-    "country",
-    "channel",
-    "device_id",
-]
+# What the features read: the context (less the derived amount_eur) plus the card and device.
+_USED_COLUMNS = [*(c for c in CONTEXT_COLUMNS if c != "amount_eur"), "card_id", "device_id"]
 _NO_PREVIOUS_HOURS = 24.0 * 30  # stands in for "no earlier transaction" so models need no NaN handling
 
 
@@ -97,7 +87,7 @@ def compute_features(transactions: pd.DataFrame, history: pd.DataFrame | None = 
 
     account = pd.factorize(frame["account_id"])[0]
     card = pd.factorize(frame["card_id"])[0]
-    nanos = pd.DatetimeIndex(frame["timestamp"]).as_unit("ns").asi8  # the warehouse hands back microseconds
+    nanos = pd.DatetimeIndex(frame["timestamp"]).asi8
     seconds = (nanos - nanos.min()) // 1_000_000_000
     order = np.lexsort((seconds, account))
     acc, sec = account[order], seconds[order]
