@@ -37,7 +37,7 @@ from orchestration_pipelines.fraud.policy import DECISIONS
 from orchestration_pipelines.fraud.scoring import decision_counts, make_decisions, score_features
 from orchestration_pipelines.fraud.validation import CHECK_NAMES, validate_staged_decisions
 from orchestration_pipelines.landing import UnreadableFile, file_sha256, quarantine_file, read_table_file
-from orchestration_pipelines.model_registry import ModelNotFound
+from orchestration_pipelines.model_registry import ModelUnavailable
 from orchestration_pipelines.publish import publish_partition
 from orchestration_pipelines.reporting import markdown_table, precision_recall_plot
 from resources.landing import LandingZoneResource
@@ -305,7 +305,7 @@ def scores(
     with the reason codes that explain it."""
     try:
         fraud_model, card = model_registry.registry().load(MODEL_NAME)
-    except ModelNotFound as exc:
+    except ModelUnavailable as exc:
         raise Failure(str(exc), allow_retries=False) from exc
     scored = score_features(features, fraud_model, card["version"], fraud_policy.load())
     context.add_output_metadata(
