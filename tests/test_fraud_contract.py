@@ -183,3 +183,13 @@ def test_policy_intake_choices_are_checked(tmp_path):
         path.write_text(text.replace(old, new))
         with pytest.raises(PolicyError, match=problem):
             load_policy(path)
+
+
+def test_codes_stored_as_numbers_are_read_as_text(small_world):
+    batch = unlabelled(small_world.batches[0]).head(20)
+    batch["merchant_category"] = batch["merchant_category"].astype(int)  # as a Parquet writer may keep it
+    typed = validate_transactions(batch)
+    assert typed["merchant_category"].map(type).eq(str).all()
+    assert (
+        typed["merchant_category"].tolist() == small_world.batches[0]["merchant_category"].head(20).tolist()
+    )

@@ -208,3 +208,17 @@ def test_resent_rows_are_skipped_and_reported_when_the_policy_says_so(
 
     assert not score(instance, "only-old.csv").success  # nothing new: quarantined, not published empty
     assert (data_env / "quarantine" / "fraud" / "only-old.csv.reason.json").exists()
+
+
+def test_the_sensor_starts_upper_case_files_and_never_links_out(data_env, landing, small_world, instance):
+    from dagster import build_sensor_context
+
+    from sensors.fraud import fraud_landing_sensor
+
+    write_landing_file(landing, "DAY1.CSV", small_world.batches[0])
+    write_landing_file(landing, "day2.Parquet", small_world.batches[1])
+    victim = write_landing_file(data_env.parent / "outside", "victim.csv", small_world.batches[2].head(5))
+    (landing / "link.csv").symlink_to(victim)
+    with build_sensor_context(instance=instance, resources=build_resources()) as context:
+        result = fraud_landing_sensor(context)
+    assert sorted(r.partition_key for r in result.run_requests) == ["DAY1.CSV", "day2.Parquet"]

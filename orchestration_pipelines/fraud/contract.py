@@ -105,11 +105,15 @@ def check_transactions(
 
     notes: list[dict] = []
     df = raw[list(expected)].copy()
+    present = {column: raw[column].notna() for column in expected}  # each column scanned once
+    for column, dtype in expected.items():
+        if dtype == "string" and pd.api.types.infer_dtype(df[column]) not in ("string", "empty"):
+            df[column] = df[column].map(str, na_action="ignore")  # e.g. numeric codes from a Parquet file
     naive = _naive_timestamps(raw["timestamp"])
     df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, errors="coerce", format="ISO8601")
     df["amount"] = pd.to_numeric(df["amount"], errors="coerce")
     for column, kind in (("timestamp", "timestamp"), ("amount", "number")):
-        unparsable = df[column].isna() & raw[column].notna()
+        unparsable = df[column].isna() & present[column]
         if unparsable.any():
             report.add(
                 "unparsable",
@@ -138,9 +142,9 @@ def check_transactions(
                 _examples(raw.loc[naive, "timestamp"]),
             )
     for column in expected:
-        nulls = raw[column].isna()
-        if column not in OPTIONAL_COLUMNS and nulls.any():
-            report.add("null", column, f"{int(nulls.sum())} missing values in {column}")
+        missing_values = len(df) - int(present[column].sum())
+        if column not in OPTIONAL_COLUMNS and missing_values:
+            report.add("null", column, f"{missing_values} missing values in {column}")
     _check_amounts(df, intake.max_amount_eur, report)
     for column, allowed, what in (
         ("currency", EUR_PER_UNIT.keys(), "currency"),
@@ -148,7 +152,7 @@ def check_transactions(
         ("country", country_codes(), "country (expected an ISO 3166 alpha-2 code)"),
         ("merchant_category", merchant_category_codes(), "merchant category (expected an ISO 18245 MCC)"),
     ):
-        unknown = ~df[column].isin(allowed) & df[column].notna()
+        unknown = ~df[column].isin(allowed) & present[column]
         if unknown.any():
             report.add(
                 "domain",
@@ -156,7 +160,7 @@ def check_transactions(
                 f"{int(unknown.sum())} rows with an unknown {what}",
                 _examples(df.loc[unknown, column].drop_duplicates()),
             )
-    duplicated = df["transaction_id"].duplicated(keep=False) & df["transaction_id"].notna()
+    duplicated = df["transaction_id"].duplicated(keep=False) & present["transaction_id"]
     if duplicated.any():
         report.add(
             "duplicate",
@@ -166,7 +170,7 @@ def check_transactions(
         )
     if labelled:
         df["is_fraud"] = pd.to_numeric(df["is_fraud"], errors="coerce")
-        not_binary = ~df["is_fraud"].isin([0, 1]) & raw["is_fraud"].notna()
+        not_binary = ~df["is_fraud"].isin([0, 1]) & present["is_fraud"]
         if not_binary.any():
             report.add(
                 "domain", "is_fraud", "is_fraud must be 0 or 1", _examples(raw.loc[not_binary, "is_fraud"])
@@ -175,9 +179,9 @@ def check_transactions(
         raise ContractViolation(report)
 
     for column, dtype in expected.items():
-        if dtype == "string":
-            df[column] = df[column].fillna("").astype(str)  # only optional columns can still be missing
-        elif column != "timestamp":
+        if column in OPTIONAL_COLUMNS:
+            df[column] = df[column].fillna("").astype(str)
+        elif dtype != "string" and column != "timestamp":
             df[column] = df[column].astype(dtype)
     return df, notes
 
