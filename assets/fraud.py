@@ -335,7 +335,7 @@ def _reject(context: AssetExecutionContext, name: str, target: Path, errors: lis
         )
     )
     raise Failure(
-        description=f"{name} rejected and moved to {target}: {len(errors)} problem(s), see the table",
+        description=f"{name} rejected and moved to {target}: " + "; ".join(e["message"] for e in errors),
         metadata={"quarantined_to": str(target), "problems": problems},
         allow_retries=False,
     ) from None

@@ -135,3 +135,9 @@ def test_a_file_with_a_very_long_name_is_quarantined_under_a_short_name(tmp_path
         reason = json.loads(target.with_name(target.name + ".reason.json").read_text())
         assert reason["file"] == name
     assert len(list(quarantine.glob("*.reason.json"))) == 2
+
+
+def test_a_zero_byte_file_is_unreadable_not_a_crash(tmp_path):
+    (tmp_path / "zero.csv").write_bytes(b"")
+    with pytest.raises(UnreadableFile, match=r"zero\.csv cannot be read as csv"):
+        read_table_file(tmp_path / "zero.csv")
