@@ -48,10 +48,10 @@ from orchestration_pipelines.fraud.validation import CHECK_NAMES, validate_stage
 from orchestration_pipelines.landing import (
     UnreadableFile,
     UnsafeName,
-    file_sha256,
     is_table_file,
     path_inside,
     quarantine_file,
+    read_landed_bytes,
     read_table_file,
     validate_file_name,
 )
@@ -249,9 +249,9 @@ def transactions(
     if not path.exists():
         raise Failure(f"landing file {path} not found (already quarantined or removed)", allow_retries=False)
     intake = fraud_policy.load().intake
-    sha = file_sha256(path)
+    payload, sha = read_landed_bytes(path)
     try:
-        batch, notes = check_transactions(read_table_file(path), intake=intake)
+        batch, notes = check_transactions(read_table_file(path, payload), intake=intake)
         with warehouse.get_connection() as con:
             resent = published_elsewhere(con, batch["transaction_id"], name)
         batch, skipped = apply_resent_policy(batch, resent, intake.resent_transactions)
@@ -272,6 +272,7 @@ def transactions(
             run_id=context.run.run_id,
         )
         _reject(context, name, target, errors)
+    del payload  # a large file's bytes need not outlive its parsed frame
     notes += skipped
     expected = context.run.tags.get(LANDING_SHA_TAG)
     if expected and sha != expected:

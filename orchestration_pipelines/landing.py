@@ -8,6 +8,7 @@ never read.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -143,12 +144,21 @@ class UnreadableFile(ValueError):
     pass
 
 
-def read_table_file(path: Path) -> pd.DataFrame:
-    """A CSV (all columns as text, parsed later against the contract) or Parquet file."""
+def read_landed_bytes(path: Path) -> tuple[bytes, str]:
+    """A landed file's content and its SHA-256, read once: parsing these bytes (``read_table_file(path,
+    payload)``) means the recorded hash is of exactly what was ingested, even if the file is rewritten."""
+    payload = path.read_bytes()
+    return payload, hashlib.sha256(payload).hexdigest()
+
+
+def read_table_file(path: Path, payload: bytes | None = None) -> pd.DataFrame:
+    """A CSV (all columns as text, parsed later against the contract) or Parquet file; from ``payload``
+    when given (``path`` then only names the format)."""
+    source = path if payload is None else io.BytesIO(payload)
     try:
         if path.suffix.lower() == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+            return pd.read_parquet(source)
+        return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
     except Exception as exc:  # any parser error means the same thing: the file cannot be read
         raise UnreadableFile(f"{path.name} cannot be read as {path.suffix[1:]}: {exc}") from exc
 

@@ -222,3 +222,26 @@ def test_the_sensor_starts_upper_case_files_and_never_links_out(data_env, landin
     with build_sensor_context(instance=instance, resources=build_resources()) as context:
         result = fraud_landing_sensor(context)
     assert sorted(r.partition_key for r in result.run_requests) == ["DAY1.CSV", "day2.Parquet"]
+
+
+def test_the_recorded_hash_is_of_the_bytes_that_were_parsed(
+    data_env, landing, small_world, instance, monkeypatch
+):
+    """A producer rewriting the file between hashing and parsing must not split the two."""
+    import hashlib
+
+    original = write_landing_file(landing, "day.csv", small_world.batches[0]).read_bytes()
+    real_read_csv = pd.read_csv
+
+    def rewritten_meanwhile(source, *args, **kwargs):
+        write_landing_file(landing, "day.csv", small_world.batches[1])
+        return real_read_csv(source, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", rewritten_meanwhile)
+    assert ingest(instance, "day.csv").success
+    metadata = instance.get_latest_materialization_event(
+        AssetKey(["fraud", "transactions"])
+    ).asset_materialization
+    assert metadata.metadata["source_sha256"].value == hashlib.sha256(original).hexdigest()
+    ingested = published(data_env, "SELECT transaction_id FROM fraud.transactions ORDER BY 1")
+    assert [i for (i,) in ingested] == sorted(small_world.batches[0]["transaction_id"])
