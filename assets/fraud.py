@@ -6,6 +6,9 @@ Model lifecycle, nightly: ``labelled_history -> model_candidate --(not worse)-->
 Domain logic lives in ``orchestration_pipelines.fraud``; this module is the Dagster wiring.
 """
 
+from pathlib import Path
+from typing import NoReturn
+
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -13,6 +16,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
+    AssetObservation,
     AssetRecordsFilter,
     Backoff,
     DagsterInstance,
@@ -29,15 +33,29 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration_pipelines.audit import append_audit_event
 from orchestration_pipelines.fraud import current_model_baseline, train_builtin
-from orchestration_pipelines.fraud.contract import ContractViolation, validate_transactions
+from orchestration_pipelines.fraud.contract import (
+    ContractViolation,
+    check_transactions,
+    validate_transactions,
+)
 from orchestration_pipelines.fraud.features import compute_features
 from orchestration_pipelines.fraud.history import account_history
 from orchestration_pipelines.fraud.model import MODEL_NAME, promotion_verdict
 from orchestration_pipelines.fraud.policy import DECISIONS
+from orchestration_pipelines.fraud.resent import apply_resent_policy, published_elsewhere
 from orchestration_pipelines.fraud.scoring import decision_counts, make_decisions, score_features
 from orchestration_pipelines.fraud.validation import CHECK_NAMES, validate_staged_decisions
-from orchestration_pipelines.landing import UnreadableFile, file_sha256, quarantine_file, read_table_file
-from orchestration_pipelines.model_registry import ModelNotFound
+from orchestration_pipelines.landing import (
+    UnreadableFile,
+    UnsafeName,
+    is_table_file,
+    path_inside,
+    quarantine_file,
+    read_landed_bytes,
+    read_table_file,
+    validate_file_name,
+)
+from orchestration_pipelines.model_registry import ModelUnavailable
 from orchestration_pipelines.publish import publish_partition
 from orchestration_pipelines.reporting import markdown_table, precision_recall_plot
 from resources.landing import LandingZoneResource
@@ -88,15 +106,15 @@ def _queue_metadata(counts: dict[str, int]) -> dict[str, MetadataValue]:
 
 
 @asset(**_common, io_manager_key="warehouse_io_manager", kinds={"duckdb", "pandas"})
-def labelled_history(context: AssetExecutionContext, landing: LandingZoneResource) -> pd.DataFrame:
+def labelled_history(
+    context: AssetExecutionContext, landing: LandingZoneResource, fraud_policy: FraudPolicyResource
+) -> pd.DataFrame:
     """Every labelled transaction in the history folder, checked against the data contract.
 
     Labels come from confirmed fraud (chargebacks, analyst verdicts); the model learns from these.
     """
     folder = landing.history(WORKFLOW)
-    files = sorted(
-        p for p in folder.glob("*") if p.suffix in (".csv", ".parquet") and not p.name.startswith(".")
-    )
+    files = sorted(p for p in folder.glob("*") if is_table_file(p))
     if not files:
         raise Failure(
             f"no labelled history in {folder}: run `orchestration-pipelines generate-fraud-data` or copy "
@@ -105,7 +123,9 @@ def labelled_history(context: AssetExecutionContext, landing: LandingZoneResourc
         )
     try:
         history = validate_transactions(
-            pd.concat([read_table_file(p) for p in files], ignore_index=True), True
+            pd.concat([read_table_file(p) for p in files], ignore_index=True),
+            True,
+            fraud_policy.load().intake,
         )
     except (ContractViolation, UnreadableFile) as exc:
         raise Failure(f"labelled history rejected: {exc}", allow_retries=False) from exc
@@ -209,31 +229,39 @@ def model(
 
 @asset(**_batch_table)
 def transactions(
-    context: AssetExecutionContext, landing: LandingZoneResource, opstore: OperationalStoreResource
+    context: AssetExecutionContext,
+    landing: LandingZoneResource,
+    opstore: OperationalStoreResource,
+    warehouse: DuckDBResource,
+    fraud_policy: FraudPolicyResource,
 ) -> pd.DataFrame:
-    """One landed file, checked against the transaction contract.
+    """One landed file, checked against the transaction contract and the policy's intake rules.
 
-    A file that cannot be read or breaks the contract is moved to quarantine with its reasons, the
-    run fails saying why, and nothing downstream is written.
+    A file that cannot be read, breaks the contract or repeats published transactions (as the policy
+    says) is moved to quarantine with its reasons, the run fails with a table of the problems, and
+    nothing downstream is written. The partition key is a file name and never leaves the landing folder.
     """
-    name = context.partition_key
-    path = landing.landing(WORKFLOW) / name
+    try:
+        name = validate_file_name(context.partition_key)
+        path = path_inside(landing.landing(WORKFLOW), name)
+    except UnsafeName as exc:
+        raise Failure(str(exc), allow_retries=False) from None
     if not path.exists():
         raise Failure(f"landing file {path} not found (already quarantined or removed)", allow_retries=False)
+    intake = fraud_policy.load().intake
+    payload, sha = read_landed_bytes(path)
     try:
-        batch = validate_transactions(read_table_file(path))
+        batch, notes = check_transactions(read_table_file(path, payload), intake=intake)
+        with warehouse.get_connection() as con:
+            resent = published_elsewhere(con, batch["transaction_id"], name)
+        batch, skipped = apply_resent_policy(batch, resent, intake.resent_transactions)
     except (ContractViolation, UnreadableFile) as exc:
         errors = (
             exc.report.errors
             if isinstance(exc, ContractViolation)
             else [{"kind": "unreadable", "column": None, "message": str(exc), "examples": []}]
         )
-        reason = {
-            "workflow": WORKFLOW,
-            "run_id": context.run.run_id,
-            "sha256": file_sha256(path),
-            "errors": errors,
-        }
+        reason = {"workflow": WORKFLOW, "run_id": context.run.run_id, "sha256": sha, "errors": errors}
         target = quarantine_file(path, landing.quarantine(WORKFLOW), reason)
         append_audit_event(
             opstore.store(),
@@ -243,16 +271,22 @@ def transactions(
             details=reason,
             run_id=context.run.run_id,
         )
-        raise Failure(
-            description=f"{name} rejected and moved to {target}: {exc}",
-            metadata={"quarantined_to": str(target), "errors": MetadataValue.json(errors)},
-            allow_retries=False,
-        ) from exc
-    sha = file_sha256(path)
+        _reject(context, name, target, errors)
+    del payload  # a large file's bytes need not outlive its parsed frame
+    notes += skipped
     expected = context.run.tags.get(LANDING_SHA_TAG)
     if expected and sha != expected:
         context.log.warning(
             f"{name} changed since the sensor saw it; a new run will follow for the new content"
+        )
+    if notes:
+        append_audit_event(
+            opstore.store(),
+            workflow=WORKFLOW,
+            event="batch_accepted_with_notes",
+            subject=name,
+            details={"sha256": sha, "notes": notes},
+            run_id=context.run.run_id,
         )
     batch.insert(0, "batch_id", name)
     context.add_output_metadata(
@@ -260,9 +294,52 @@ def transactions(
             "source_file": str(path),
             SOURCE_SHA_METADATA: sha,
             "accounts": MetadataValue.int(batch["account_id"].nunique()),
+            **_intake_metadata(notes),
         }
     )
     return batch
+
+
+def _problems_table(problems: list[dict]) -> MetadataValue:
+    frame = pd.DataFrame(problems, columns=["kind", "column", "message", "examples"])
+    frame["column"] = frame["column"].fillna("")
+    frame["examples"] = frame["examples"].map(lambda values: ", ".join(map(str, values or [])))
+    return MetadataValue.md(markdown_table(frame))
+
+
+def _intake_metadata(notes: list[dict]) -> dict[str, MetadataValue]:
+    """What was accepted with a caveat: naive timestamps taken as UTC, re-sent rows skipped."""
+    if not notes:
+        return {}
+    by_kind = {note["kind"]: note for note in notes}
+    metadata = {"intake_notes": _problems_table(notes)}
+    if "naive_timestamps_assumed_utc" in by_kind:
+        metadata["naive_timestamps_assumed_utc"] = MetadataValue.int(
+            by_kind["naive_timestamps_assumed_utc"]["rows"]
+        )
+    if "resent_rows_skipped" in by_kind:
+        skipped = by_kind["resent_rows_skipped"]
+        metadata["resent_rows_skipped"] = MetadataValue.int(skipped["rows"])
+        metadata["resent_examples"] = MetadataValue.json(skipped["examples"])
+        metadata["resent_from_batches"] = MetadataValue.json(skipped["batches"])
+    return metadata
+
+
+def _reject(context: AssetExecutionContext, name: str, target: Path, errors: list[dict]) -> NoReturn:
+    """An expected rejection: the problems as a table on the partition and the failure, no traceback chain."""
+    problems = _problems_table(errors)
+    context.log_event(
+        AssetObservation(
+            asset_key=context.asset_key,
+            partition=name,
+            metadata={"quarantined_to": str(target), "problems": problems},
+        )
+    )
+    raise Failure(
+        description=f"{name} rejected and moved to {target}: " + "; ".join(e["message"] for e in errors),
+        metadata={"quarantined_to": str(target), "problems": problems},
+        allow_retries=False,
+    ) from None
 
 
 def already_ingested(instance: DagsterInstance, name: str, sha256: str) -> bool:
@@ -305,7 +382,7 @@ def scores(
     with the reason codes that explain it."""
     try:
         fraud_model, card = model_registry.registry().load(MODEL_NAME)
-    except ModelNotFound as exc:
+    except ModelUnavailable as exc:
         raise Failure(str(exc), allow_retries=False) from exc
     scored = score_features(features, fraud_model, card["version"], fraud_policy.load())
     context.add_output_metadata(

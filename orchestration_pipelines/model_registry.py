@@ -2,6 +2,8 @@
 
 Versions are written to a temporary folder and renamed into place, and the pointer is replaced
 atomically, so a reader never sees a half-written model and promotion is a single, auditable step.
+A model file is a pickle, so loading one runs code: names and versions must match the registry's
+naming rule before they touch a path, and a file is loaded only if its SHA-256 matches its card.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +20,30 @@ from typing import Any
 
 import joblib
 
+VERSION_PATTERN = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}")  # what ``save`` creates: UTC time - content hash
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
-class ModelNotFound(LookupError):
+
+class ModelUnavailable(LookupError):
+    """No usable model: missing, outside the naming rule, or changed since it was saved."""
+
+
+class ModelNotFound(ModelUnavailable):
     pass
+
+
+class InvalidModelVersion(ModelUnavailable, ValueError):
+    pass
+
+
+class ModelIntegrityError(ModelUnavailable):
+    pass
+
+
+def _checked(pattern: re.Pattern, value: str | None, what: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidModelVersion(f"{value!r} is not a {what} (expected {pattern.pattern})")
+    return value
 
 
 class ModelRegistry:
@@ -27,7 +51,7 @@ class ModelRegistry:
         self.root = Path(root)
 
     def _dir(self, name: str) -> Path:
-        return self.root / name
+        return self.root / _checked(NAME_PATTERN, name, "model name")
 
     def save(self, name: str, artifact: Any, card: dict[str, Any]) -> str:
         """Store an artifact with its model card; returns the new version id (time + content hash)."""
@@ -35,7 +59,13 @@ class ModelRegistry:
         joblib.dump(artifact, buffer, compress=3)
         payload = buffer.getvalue()
         version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{hashlib.sha256(payload).hexdigest()[:8]}"
-        card = {**card, "name": name, "version": version, "created_at": datetime.now(UTC).isoformat()}
+        card = {
+            **card,
+            "name": name,
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+        }
         self._dir(name).mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self._dir(name)))
         (staging / "model.joblib").write_bytes(payload)
@@ -58,24 +88,43 @@ class ModelRegistry:
     def versions(self, name: str) -> list[str]:
         if not self._dir(name).exists():
             return []
-        return sorted(p.name for p in self._dir(name).iterdir() if (p / "card.json").exists())
+        return sorted(
+            p.name
+            for p in self._dir(name).iterdir()
+            if VERSION_PATTERN.fullmatch(p.name) and (p / "card.json").exists()
+        )
 
     def card(self, name: str, version: str | None = None) -> dict[str, Any]:
         return json.loads((self._version_dir(name, version) / "card.json").read_text())
 
     def load(self, name: str, version: str | None = None) -> tuple[Any, dict[str, Any]]:
-        """The artifact and card of ``version``, or of the promoted version when none is given."""
+        """The artifact and card of ``version``, or of the promoted version when none is given.
+
+        The bytes are hashed and unpickled from memory, so what is checked is exactly what is loaded.
+        """
         folder = self._version_dir(name, version)
-        return joblib.load(folder / "model.joblib"), json.loads((folder / "card.json").read_text())
+        card = json.loads((folder / "card.json").read_text())
+        payload = (folder / "model.joblib").read_bytes()
+        if "sha256" not in card:
+            raise ModelIntegrityError(
+                f"{folder} has no SHA-256 in its card; refusing to load an unverified model (retrain it)"
+            )
+        if hashlib.sha256(payload).hexdigest() != card["sha256"]:
+            raise ModelIntegrityError(
+                f"{folder}/model.joblib does not match the SHA-256 recorded when it was saved; "
+                "refusing to load it"
+            )
+        return joblib.load(io.BytesIO(payload)), card
 
     def _version_dir(self, name: str, version: str | None) -> Path:
-        version = version or self.current_version(name)
+        if version is None:
+            version = self.current_version(name)
         if version is None:
             raise ModelNotFound(
                 f"no promoted {name!r} model in {self.root}: train one first "
                 f"(e.g. `dagster job execute -m orchestration_pipelines.definitions -j fraud_training_job`)"
             )
-        folder = self._dir(name) / version
-        if not folder.exists():
+        folder = self._dir(name) / _checked(VERSION_PATTERN, version, "model version")
+        if not folder.resolve().is_relative_to(self.root.resolve()) or not folder.is_dir():
             raise ModelNotFound(f"{name} has no version {version} in {self.root}")
         return folder

@@ -65,7 +65,7 @@ def score(
     model, card = load_current_model(registry, model_version)
     policy = policy or load_policy()
     if model.feature_set == "builtin":
-        features = compute_features(validate_transactions(df), history)
+        features = compute_features(validate_transactions(df, intake=policy.intake), history)
     else:
         features = df.reset_index(drop=True)
     return make_decisions(score_features(features, model, card["version"], policy), policy)

@@ -15,9 +15,21 @@ import numpy as np
 import pandas as pd
 
 from orchestration_pipelines.fraud.contract import CHANNELS, EUR_PER_UNIT
-from orchestration_pipelines.fraud.geo import COUNTRIES
 
-HOME_COUNTRIES = ["DE", "FR", "NL", "ES", "IT", "GB", "CH", "PL", "SE", "US"]
+# Home country -> the billing currency of accounts domiciled there.
+HOME_CURRENCIES = {
+    "DE": "EUR",
+    "FR": "EUR",
+    "NL": "EUR",
+    "ES": "EUR",
+    "IT": "EUR",
+    "GB": "GBP",
+    "CH": "CHF",
+    "PL": "PLN",
+    "SE": "SEK",
+    "US": "USD",
+}
+HOME_COUNTRIES = list(HOME_CURRENCIES)
 HOME_WEIGHTS = [0.22, 0.16, 0.09, 0.1, 0.1, 0.12, 0.04, 0.06, 0.03, 0.08]
 FAR_COUNTRIES = ["BR", "NG", "TH", "ID", "JP"]
 EVERYDAY_MCCS = ["5411", "5812", "5814", "5541", "5912", "5311", "4111", "5999", "5651", "7832", "4121"]
@@ -55,7 +67,7 @@ class AccountPopulation:
 def make_population(n_accounts: int, seed: int = 7) -> AccountPopulation:
     rng = np.random.default_rng(seed)
     home = rng.choice(HOME_COUNTRIES, size=n_accounts, p=HOME_WEIGHTS)
-    currency = np.array([COUNTRIES[c][2] for c in HOME_COUNTRIES])[pd.Index(HOME_COUNTRIES).get_indexer(home)]
+    currency = np.array(list(HOME_CURRENCIES.values()))[pd.Index(HOME_COUNTRIES).get_indexer(home)]
     favourites = np.array([rng.choice(EVERYDAY_MCCS, size=4, replace=False) for _ in range(n_accounts)])
     # A few cardholders live abroad: they spend in another country than their card's, every time.
     abroad = rng.random(n_accounts) < 0.02

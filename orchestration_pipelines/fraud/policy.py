@@ -36,6 +36,19 @@ class Rule:
         return mask
 
 
+NAIVE_TIMESTAMP_CHOICES = ("reject", "assume_utc")
+RESENT_CHOICES = ("quarantine", "skip")
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    """What a landed batch must satisfy besides the contract's types and codes (``intake`` section)."""
+
+    max_amount_eur: float
+    naive_timestamps: str  # one of NAIVE_TIMESTAMP_CHOICES
+    resent_transactions: str  # one of RESENT_CHOICES
+
+
 @dataclass(frozen=True)
 class FraudPolicy:
     policy_id: str
@@ -46,6 +59,7 @@ class FraudPolicy:
     rules: tuple[Rule, ...]
     max_review_share: float
     max_block_share: float
+    intake: IntakeRules
     source_sha256: str
 
     @property
@@ -83,6 +97,11 @@ def load_policy(path: str | Path | None = None) -> FraudPolicy:
             rules=rules,
             max_review_share=float(raw["bounds"]["max_review_share"]),
             max_block_share=float(raw["bounds"]["max_block_share"]),
+            intake=IntakeRules(
+                max_amount_eur=float(raw["intake"]["max_amount_eur"]),
+                naive_timestamps=str(raw["intake"]["naive_timestamps"]),
+                resent_transactions=str(raw["intake"]["resent_transactions"]),
+            ),
             source_sha256=hashlib.sha256(text.encode()).hexdigest(),
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -90,6 +109,14 @@ def load_policy(path: str | Path | None = None) -> FraudPolicy:
     unknown_ops = [op for r in rules for _, op, _ in r.conditions if op not in _OPERATORS]
     if unknown_ops:
         raise PolicyError(f"unknown operators in policy rules: {unknown_ops}")
+    for key, value, choices in (
+        ("naive_timestamps", policy.intake.naive_timestamps, NAIVE_TIMESTAMP_CHOICES),
+        ("resent_transactions", policy.intake.resent_transactions, RESENT_CHOICES),
+    ):
+        if value not in choices:
+            raise PolicyError(f"intake.{key} must be one of {', '.join(choices)}, not {value!r}")
+    if not 0 < policy.intake.max_amount_eur < float("inf"):
+        raise PolicyError("intake.max_amount_eur must be a positive finite number")
     if not 0 < policy.auto_clear_below <= policy.block_at_or_above <= 1:
         raise PolicyError("thresholds must satisfy 0 < auto_clear_below <= block_at_or_above <= 1")
     return policy
