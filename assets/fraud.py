@@ -447,7 +447,7 @@ def _published_summary(con: duckdb.DuckDBPyConnection, batch: str) -> tuple[dict
         "SELECT any_value(model_version), any_value(policy_version) "
         f"FROM {PUBLISHED_TABLE} WHERE batch_id = ?",
         [batch],
-    ).fetchone()
+    ).fetchall()[0]
     return {**dict.fromkeys(DECISIONS, 0), **dict(published)}, versions
 
 

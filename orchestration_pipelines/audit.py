@@ -239,7 +239,7 @@ def _has_outbox(con: duckdb.DuckDBPyConnection) -> bool:
         con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
             [schema, table],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
@@ -348,3 +348,40 @@ def deliver_pending_audit(
     if quarantine_root is not None and quarantine_root.exists():
         entries += deliver_records(store, pending_quarantine_records(quarantine_root))
     return entries
+
+
+# --- Anchors: the chain head as recorded in the orchestrator's own event log ---------------------
+
+
+@dataclass(frozen=True)
+class AuditAnchor:
+    """An entry's sequence number and hash, recorded elsewhere when it was written."""
+
+    seq: int
+    entry_hash: str
+    source: str  # where the anchor was recorded, for the message
+
+
+def verify_against_anchors(store: OpStore, anchors: Iterable[AuditAnchor]) -> list[str]:
+    """Every problem as a sentence; empty when the chain is intact and agrees with every anchor.
+
+    The chain alone reveals edits in the middle; anchors also reveal a truncated tail (an anchored
+    entry beyond the chain's end) and a rewritten history (an anchored entry whose hash changed).
+    """
+    rows = _rows(store)
+    problems = [
+        f"edited: entry {seq} no longer matches its hash or its predecessor"
+        for seq in verify_audit_chain(store)
+    ]
+    hashes = {row[0]: row[9] for row in rows}
+    head = rows[-1][0] if rows else 0
+    for anchor in sorted(anchors, key=lambda a: a.seq):
+        if anchor.seq > head:
+            problems.append(
+                f"truncated: {anchor.source} anchored entry {anchor.seq}, but the chain ends at entry {head}"
+            )
+        elif hashes.get(anchor.seq) != anchor.entry_hash:
+            problems.append(
+                f"rewritten: entry {anchor.seq} is missing or not the one anchored by {anchor.source}"
+            )
+    return problems

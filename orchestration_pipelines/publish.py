@@ -112,14 +112,15 @@ def publish_batch(
         )
         current = con.execute(
             f"SELECT run_id, run_created_at, rows, event_id FROM {ledger} WHERE batch_id = ?", [batch_id]
-        ).fetchone()
+        ).fetchall()
+        current = current[0] if current else None
         if current and (current[0] == run_id or current[1] > run_created_at):
             con.execute("COMMIT")
             status = "already_published" if current[0] == run_id else "superseded"
             return Publication(status, current[2], current[3], current[0])
         staged = con.execute(
             f"SELECT count(*) FROM {staging} WHERE batch_id = ? AND run_id = ?", [batch_id, run_id]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not staged:
             raise NothingStaged(f"no staged rows for batch {batch_id!r} of run {run_id}")
         columns = f"SELECT * EXCLUDE (staged_at) FROM {staging}"
