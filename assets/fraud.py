@@ -6,7 +6,8 @@ Model lifecycle, nightly: ``labelled_history -> model_candidate --(not worse)-->
 Domain logic lives in ``orchestration_pipelines.fraud``; this module is the Dagster wiring.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 
 import duckdb
 import pandas as pd
@@ -333,6 +334,14 @@ PUBLISHED_TABLE = "fraud.decisions"
 ACCOUNT_STATE_COLUMNS = ["card_id", "device_id", "merchant_category", "country", "channel"]
 
 
+@contextmanager
+def _connection(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``warehouse.get_connection()``, closed on an error too: the resource closes it only on success, and a
+    connection left open blocks every other connection of the process with a different configuration."""
+    with warehouse.get_connection() as con, closing(con):
+        yield con
+
+
 def _run_lineage(context) -> list[str]:
     """This run's id, then its parent's and so on: a re-execution from failure reuses earlier steps."""
     run, lineage = context.run, [context.run.run_id]
@@ -384,7 +393,7 @@ def decisions_staging(
         on="transaction_id",
         how="left",
     )
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         rows = stage_rows(con, STAGING_TABLE, staged, context.partition_key, context.run.run_id)
     return MaterializeResult(
         metadata={
@@ -406,7 +415,7 @@ def staged_decisions_checks(
     """Schema, missing values, duplicate ids, score range and decision mix of exactly the rows this run
     staged for its partition (never other batches or other runs of the same batch)."""
     batch, run_id = context.partition_key, _staging_run_id(context)
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         staged = read_staged(con, STAGING_TABLE, batch, run_id)
     for name, outcome in validate_staged_decisions(staged, fraud_policy.load()).items():
         yield AssetCheckResult(
@@ -491,7 +500,7 @@ def decisions(
         LANDING_SHA_TAG
     )
     store = opstore.store()
-    with warehouse.get_connection() as con:
+    with _connection(warehouse) as con:
         _reconcile(store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW))
         publication = publish_batch(
             con,
