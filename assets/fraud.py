@@ -54,7 +54,7 @@ from orchestration_pipelines.fraud.validation import CHECK_NAMES, validate_stage
 from orchestration_pipelines.landing import UnreadableFile, file_sha256, quarantine_file, read_table_file
 from orchestration_pipelines.model_registry import ModelNotFound
 from orchestration_pipelines.opstore import OpStore
-from orchestration_pipelines.publish import publish_batch, read_staged, stage_rows
+from orchestration_pipelines.publish import NothingStaged, publish_batch, read_staged, stage_rows
 from orchestration_pipelines.reporting import markdown_table, precision_recall_plot
 from resources.landing import LandingZoneResource
 from resources.models import FraudPolicyResource, ModelRegistryResource
@@ -502,16 +502,19 @@ def decisions(
     store = opstore.store()
     with _connection(warehouse) as con:
         _reconcile(store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW))
-        publication = publish_batch(
-            con,
-            staging=STAGING_TABLE,
-            published=PUBLISHED_TABLE,
-            batch_id=batch,
-            run_id=run_id,
-            run_created_at=context.instance.get_run_record_by_id(run_id).create_timestamp,
-            source_sha256=source_sha,
-            audit_record=_publication_record(batch, run_id),
-        )
+        try:
+            publication = publish_batch(
+                con,
+                staging=STAGING_TABLE,
+                published=PUBLISHED_TABLE,
+                batch_id=batch,
+                run_id=run_id,
+                run_created_at=context.instance.get_run_record_by_id(run_id).create_timestamp,
+                source_sha256=source_sha,
+                audit_record=_publication_record(batch, run_id),
+            )
+        except NothingStaged as exc:
+            raise Failure(str(exc), allow_retries=False) from exc
         if publication.status == "superseded":
             raise Failure(
                 f"{batch}: superseded, run {publication.published_run_id} (created later, newer content) "

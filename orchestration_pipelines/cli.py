@@ -121,7 +121,8 @@ def _anchors_on_instance():
                 for record in page.records:
                     event = record.asset_materialization
                     if "audit_seq" in event.metadata:
-                        source = f"{'/'.join(key)} {event.partition or ''} (run {record.run_id})"
+                        partition = f" partition {event.partition}" if event.partition else ""
+                        source = f"{'/'.join(key)}{partition} (run {record.run_id or 'none'})"
                         anchors.append(
                             AuditAnchor(
                                 event.metadata["audit_seq"].value, event.metadata["audit_hash"].value, source
