@@ -7,7 +7,7 @@ from unittest import mock
 
 import pandas as pd
 import pytest
-from dagster import instance_for_test
+from dagster import ReexecutionOptions, execute_job, instance_for_test, reconstructable
 from fraud_helpers import write_history, write_landing_file
 from test_fraud_assets import materialization_metadata, query, score, train
 
@@ -202,3 +202,45 @@ def test_quarantine_and_promotion_while_the_store_is_down(trained, small_world, 
     assert audit_subjects(trained, "model_promoted") == [first, registry.current_version("fraud")]
     quarantined = [e for e in read_audit_log(store) if e.event == "batch_quarantined"]
     assert [e.event_id for e in quarantined] == [reason["audit"]["event_id"]]
+
+
+def scoring_job():
+    """The scoring job with resources from the environment at reconstruction time."""
+    from orchestration_pipelines.definitions import build_definitions
+
+    return build_definitions().get_job_def("fraud_scoring_job")
+
+
+def test_a_reexecution_from_failure_checks_and_publishes_the_rows_its_parent_staged(
+    trained, small_world, instance, tmp_path, monkeypatch
+):
+    from importlib import resources
+
+    text = resources.files("orchestration_pipelines").joinpath("policies/fraud.yaml").read_text()
+    strict, fixed = tmp_path / "strict.yaml", tmp_path / "fixed.yaml"
+    strict.write_text(text.replace("max_block_share: 0.02", "max_block_share: 0.0"))
+    fixed.write_text(text)
+    batch = small_world.batches[0]
+    write_landing_file(trained / "landing" / "fraud", "day.csv", batch)
+    instance.add_dynamic_partitions("fraud_batches", ["day.csv"])
+    job = reconstructable(scoring_job)
+    monkeypatch.setenv("OP_FRAUD_POLICY_PATH", str(strict))
+    with execute_job(job, instance, tags={"dagster/partition": "day.csv"}) as first:
+        assert not first.success
+        parent, parent_tags = first.run_id, first.dagster_run.tags
+    assert query(
+        trained, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'decisions'"
+    ) == [(0,)]
+
+    # The policy is fixed; only the failed check and the publish step run again, on the parent's rows.
+    monkeypatch.setenv("OP_FRAUD_POLICY_PATH", str(fixed))
+    retry_options = ReexecutionOptions.from_failure(parent, instance)
+    # The UI and the daemon's run retries copy the parent's tags; execute_job leaves that to its caller.
+    with execute_job(job, instance, tags=parent_tags, reexecution_options=retry_options) as retry:
+        assert retry.success
+        steps = {e.step_key for e in retry.all_events if e.event_type_value == "STEP_SUCCESS"}
+        assert "fraud__decisions_staging" not in steps and "fraud__decisions" in steps
+        published = materialization_metadata(instance, ["fraud", "decisions"], "day.csv")
+    assert published["published_run_id"] == parent
+    assert query(trained, "SELECT DISTINCT run_id FROM fraud.decisions") == [(parent,)]
+    assert query(trained, "SELECT count(*) FROM fraud.decisions")[0][0] == len(batch)
