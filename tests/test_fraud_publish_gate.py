@@ -208,7 +208,7 @@ def scoring_job():
     """The scoring job with resources from the environment at reconstruction time."""
     from orchestration_pipelines.definitions import build_definitions
 
-    return build_definitions().get_job_def("fraud_scoring_job")
+    return build_definitions().resolve_job_def("fraud_scoring_job")
 
 
 def test_a_reexecution_from_failure_checks_and_publishes_the_rows_its_parent_staged(
