@@ -50,7 +50,12 @@ from orchestration_pipelines.fraud.history import account_history
 from orchestration_pipelines.fraud.model import MODEL_NAME, promotion_verdict
 from orchestration_pipelines.fraud.policy import DECISIONS
 from orchestration_pipelines.fraud.scoring import decision_counts, make_decisions, score_features
-from orchestration_pipelines.fraud.validation import CHECK_NAMES, validate_staged_decisions
+from orchestration_pipelines.fraud.validation import (
+    ACCOUNT_STATE_COLUMNS,
+    CHECK_NAMES,
+    validate_staged_decisions,
+    with_account_columns,
+)
 from orchestration_pipelines.landing import UnreadableFile, file_sha256, quarantine_file, read_table_file
 from orchestration_pipelines.model_registry import ModelNotFound
 from orchestration_pipelines.opstore import OpStore
@@ -331,7 +336,6 @@ def scores(
 
 STAGING_TABLE = "fraud.decisions_staging"
 PUBLISHED_TABLE = "fraud.decisions"
-ACCOUNT_STATE_COLUMNS = ["card_id", "device_id", "merchant_category", "country", "channel"]
 
 
 @contextmanager
@@ -387,12 +391,7 @@ def decisions_staging(
     """Decisions before publication, staged under this run's id: the blocking checks below judge
     exactly these rows, and only they can be published."""
     policy = fraud_policy.load()
-    account_columns = transactions[["transaction_id", *ACCOUNT_STATE_COLUMNS]]
-    staged = make_decisions(scores, policy).merge(
-        account_columns[[c for c in account_columns if c not in scores.columns or c == "transaction_id"]],
-        on="transaction_id",
-        how="left",
-    )
+    staged = with_account_columns(make_decisions(scores, policy), transactions)
     with _connection(warehouse) as con:
         rows = stage_rows(con, STAGING_TABLE, staged, context.partition_key, context.run.run_id)
     return MaterializeResult(
