@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
     details TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     entry_hash TEXT NOT NULL,
-    event_id TEXT
+    event_id TEXT UNIQUE
 )
 """
 _COLUMNS = (
@@ -99,15 +99,22 @@ def _hashed_fields(row: tuple) -> tuple:
 
 
 def _ensure_schema(cur) -> None:
-    """Create the log, or add ``event_id`` to a log created before it existed."""
+    """Create the log, or add ``event_id`` to a log created before it existed (schema changes only then:
+    on PostgreSQL an ALTER locks the table even when it has nothing to do)."""
     cur.execute(_DDL)
     if cur.dialect == "sqlite":
         columns = {row[1] for row in cur.execute("PRAGMA table_info(audit_log)").fetchall()}
-        if "event_id" not in columns:
-            cur.execute("ALTER TABLE audit_log ADD COLUMN event_id TEXT")
     else:
-        cur.execute("ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS event_id TEXT")
-    cur.execute("CREATE UNIQUE INDEX IF NOT EXISTS audit_log_event_id ON audit_log (event_id)")
+        columns = {
+            row[0]
+            for row in cur.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'audit_log' AND table_schema = current_schema()"
+            ).fetchall()
+        }
+    if "event_id" not in columns:
+        cur.execute("ALTER TABLE audit_log ADD COLUMN event_id TEXT")
+        cur.execute("CREATE UNIQUE INDEX audit_log_event_id ON audit_log (event_id)")
 
 
 def _entry(row: tuple) -> AuditEntry:

@@ -93,30 +93,28 @@ def test_an_event_id_is_appended_once_even_by_racing_writers(store):
     assert [e.seq for e in read_audit_log(store)] == [1, 2, 3] and verify_audit_chain(store) == []
 
 
-def test_a_log_written_before_event_ids_gains_the_column_and_keeps_verifying(tmp_path):
-    path = tmp_path / "old.sqlite"
-    with sqlite3.connect(path) as con:
-        con.execute(
+def test_a_log_written_before_event_ids_gains_the_column_and_keeps_verifying(store):
+    fields = (
+        1,
+        "2026-11-01T00:00:00+00:00",
+        "fraud",
+        "batch_published",
+        "old.csv",
+        "system",
+        None,
+        "{}",
+        "0" * 64,
+    )
+    old_hash = hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
+    with store.transaction(exclusive=True) as cur:
+        cur.execute(
             "CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, recorded_at TEXT NOT NULL, "
-            "workflow TEXT NOT NULL, "
-            "event TEXT NOT NULL, subject TEXT NOT NULL, actor TEXT NOT NULL, run_id TEXT, "
-            "details TEXT NOT NULL, prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL)"
+            "workflow TEXT NOT NULL, event TEXT NOT NULL, subject TEXT NOT NULL, actor TEXT NOT NULL, "
+            "run_id TEXT, details TEXT NOT NULL, prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL)"
         )
-        fields = (
-            1,
-            "2026-11-01T00:00:00+00:00",
-            "fraud",
-            "batch_published",
-            "old.csv",
-            "system",
-            None,
-            "{}",
-            "0" * 64,
-        )
-        old_hash = hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
-        con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [*fields, old_hash])
-    store = OpStore(f"sqlite:///{path}")
+        cur.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [*fields, old_hash])
     assert append_audit_record(store, record(2)).prev_hash == old_hash
+    assert append_audit_record(store, record(2)).seq == 2  # idempotent on the migrated log too
     assert [e.event_id for e in read_audit_log(store)] == [None, "batch_published:2"]
     assert verify_audit_chain(store) == []
 
