@@ -6,19 +6,25 @@ Model lifecycle, nightly: ``labelled_history -> model_candidate --(not worse)-->
 Domain logic lives in ``orchestration_pipelines.fraud``; this module is the Dagster wiring.
 """
 
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import NoReturn
 
+import duckdb
 import pandas as pd
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
     AssetObservation,
     AssetRecordsFilter,
     Backoff,
+    DagsterEventType,
     DagsterInstance,
     DynamicPartitionsDefinition,
     Failure,
@@ -31,7 +37,16 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from orchestration_pipelines.audit import append_audit_event
+from orchestration_pipelines.audit import (
+    AuditEntry,
+    AuditRecord,
+    append_audit_record,
+    audit_record_for_quarantine,
+    deliver_outbox,
+    deliver_pending_audit,
+    deliver_quarantine_record,
+    promote_with_audit,
+)
 from orchestration_pipelines.fraud import current_model_baseline, train_builtin
 from orchestration_pipelines.fraud.contract import (
     ContractViolation,
@@ -44,7 +59,12 @@ from orchestration_pipelines.fraud.model import MODEL_NAME, promotion_verdict
 from orchestration_pipelines.fraud.policy import DECISIONS
 from orchestration_pipelines.fraud.resent import apply_resent_policy, published_elsewhere
 from orchestration_pipelines.fraud.scoring import decision_counts, make_decisions, score_features
-from orchestration_pipelines.fraud.validation import CHECK_NAMES, validate_staged_decisions
+from orchestration_pipelines.fraud.validation import (
+    ACCOUNT_STATE_COLUMNS,
+    CHECK_NAMES,
+    validate_staged_decisions,
+    with_account_columns,
+)
 from orchestration_pipelines.landing import (
     UnreadableFile,
     UnsafeName,
@@ -56,7 +76,8 @@ from orchestration_pipelines.landing import (
     validate_file_name,
 )
 from orchestration_pipelines.model_registry import ModelUnavailable
-from orchestration_pipelines.publish import publish_partition
+from orchestration_pipelines.opstore import OpStore
+from orchestration_pipelines.publish import NothingStaged, publish_batch, read_staged, stage_rows
 from orchestration_pipelines.reporting import markdown_table, precision_recall_plot
 from resources.landing import LandingZoneResource
 from resources.models import FraudPolicyResource, ModelRegistryResource
@@ -207,20 +228,22 @@ def model(
 ) -> MaterializeResult:
     """The promoted model version that scoring uses: an explicit, audited step after the check passed."""
     registry = model_registry.registry()
-    previous = registry.current_version(MODEL_NAME)
-    registry.promote(MODEL_NAME, candidate["version"])
-    append_audit_event(
-        opstore.store(),
+    store = opstore.store()
+    _reconcile(store, context.log, registry=registry)
+    record, entry = promote_with_audit(
+        registry,
+        store,
         workflow=WORKFLOW,
-        event="model_promoted",
-        subject=candidate["version"],
-        details={"previous": previous, "metrics": candidate["metrics"]},
+        model_name=MODEL_NAME,
+        version=candidate["version"],
+        details={"metrics": candidate["metrics"]},
         run_id=context.run.run_id,
     )
     return MaterializeResult(
         metadata={
             "model_version": candidate["version"],
-            "previous_version": previous or "none",
+            "previous_version": record.details["previous"] or "none",
+            **_audit_anchor(entry, retries_left=False),
             "pr_auc": MetadataValue.float(candidate["metrics"]["pr_auc"]),
             "recall_at_1pct_fpr": MetadataValue.float(candidate["metrics"]["recall_at_1pct_fpr"]),
         }
@@ -252,7 +275,7 @@ def transactions(
     payload, sha = read_landed_bytes(path)
     try:
         batch, notes = check_transactions(read_table_file(path, payload), intake=intake)
-        with warehouse.get_connection() as con:
+        with _connection(warehouse) as con:
             resent = published_elsewhere(con, batch["transaction_id"], name)
         batch, skipped = apply_resent_policy(batch, resent, intake.resent_transactions)
     except (ContractViolation, UnreadableFile) as exc:
@@ -262,15 +285,9 @@ def transactions(
             else [{"kind": "unreadable", "column": None, "message": str(exc), "examples": []}]
         )
         reason = {"workflow": WORKFLOW, "run_id": context.run.run_id, "sha256": sha, "errors": errors}
+        reason = audit_record_for_quarantine(WORKFLOW, name, reason, context.run.run_id)
         target = quarantine_file(path, landing.quarantine(WORKFLOW), reason)
-        append_audit_event(
-            opstore.store(),
-            workflow=WORKFLOW,
-            event="batch_quarantined",
-            subject=name,
-            details=reason,
-            run_id=context.run.run_id,
-        )
+        deliver_quarantine_record(opstore.store(), reason, context.log)
         _reject(context, name, target, errors)
     del payload  # a large file's bytes need not outlive its parsed frame
     notes += skipped
@@ -280,13 +297,17 @@ def transactions(
             f"{name} changed since the sensor saw it; a new run will follow for the new content"
         )
     if notes:
-        append_audit_event(
+        # One entry per run and batch, however often the step is retried.
+        append_audit_record(
             opstore.store(),
-            workflow=WORKFLOW,
-            event="batch_accepted_with_notes",
-            subject=name,
-            details={"sha256": sha, "notes": notes},
-            run_id=context.run.run_id,
+            AuditRecord(
+                event_id=f"batch_accepted_with_notes:{context.run.run_id}:{name}",
+                workflow=WORKFLOW,
+                event="batch_accepted_with_notes",
+                subject=name,
+                details={"sha256": sha, "notes": notes},
+                run_id=context.run.run_id,
+            ),
         )
     batch.insert(0, "batch_id", name)
     context.add_output_metadata(
@@ -394,26 +415,88 @@ def scores(
     return scored
 
 
-@asset(**_batch_table)
+STAGING_TABLE = "fraud.decisions_staging"
+PUBLISHED_TABLE = "fraud.decisions"
+
+
+@contextmanager
+def _connection(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``warehouse.get_connection()``, closed on an error too: the resource closes it only on success, and a
+    connection left open blocks every other connection of the process with a different configuration."""
+    with warehouse.get_connection() as con, closing(con):
+        yield con
+
+
+def _run_lineage(context) -> list[str]:
+    """This run's id, then its parent's and so on: a re-execution from failure reuses earlier steps."""
+    run, lineage = context.run, [context.run.run_id]
+    while run.parent_run_id:
+        run = context.instance.get_run_by_id(run.parent_run_id)
+        lineage.append(run.run_id)
+    return lineage
+
+
+def _materialization_in_lineage(context, key: AssetKey) -> tuple[str, dict] | None:
+    """(run id, metadata) of the nearest materialization of ``key`` in this run or its ancestors."""
+    for run_id in _run_lineage(context):
+        for entry in context.instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+            if entry.asset_materialization.asset_key == key:
+                return run_id, {k: v.value for k, v in entry.asset_materialization.metadata.items()}
+    return None
+
+
+def _staging_run_id(context) -> str:
+    """The run whose staged rows this run checks and publishes (itself unless it re-executes)."""
+    staged = _materialization_in_lineage(context, decisions_staging.key)
+    if staged is None:
+        raise Failure(f"{context.partition_key}: no staged decisions in this run", allow_retries=False)
+    return staged[0]
+
+
+@asset(
+    **{k: v for k, v in _batch_table.items() if k not in ("io_manager_key", "metadata")},
+    ins={
+        "scores": AssetIn(key=scores.key),
+        "transactions": AssetIn(
+            key=transactions.key, metadata={"columns": ["transaction_id", *ACCOUNT_STATE_COLUMNS]}
+        ),
+    },
+)
 def decisions_staging(
-    context: AssetExecutionContext, scores: pd.DataFrame, fraud_policy: FraudPolicyResource
-) -> pd.DataFrame:
-    """Decisions before publication: the blocking checks below must pass before ``decisions`` is written."""
+    context: AssetExecutionContext,
+    scores: pd.DataFrame,
+    transactions: pd.DataFrame,
+    fraud_policy: FraudPolicyResource,
+    warehouse: DuckDBResource,
+) -> MaterializeResult:
+    """Decisions before publication, staged under this run's id: the blocking checks below judge
+    exactly these rows, and only they can be published."""
     policy = fraud_policy.load()
-    staged = make_decisions(scores, policy)
-    context.add_output_metadata(
-        {"policy_version": policy.version, **_queue_metadata(decision_counts(staged))}
+    staged = with_account_columns(make_decisions(scores, policy), transactions)
+    with _connection(warehouse) as con:
+        rows = stage_rows(con, STAGING_TABLE, staged, context.partition_key, context.run.run_id)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": MetadataValue.int(rows),
+            "run_id": context.run.run_id,
+            "policy_version": policy.version,
+            **_queue_metadata(decision_counts(staged)),
+        }
     )
-    return staged
 
 
 @multi_asset_check(
     specs=[AssetCheckSpec(name, asset=decisions_staging, blocking=True) for name in CHECK_NAMES],
-    ins={"staged": AssetIn(key=decisions_staging.key)},
     pool=WAREHOUSE_POOL,
 )
-def staged_decisions_checks(staged: pd.DataFrame, fraud_policy: FraudPolicyResource):
-    """Schema, missing values, duplicate ids, score range and decision mix of the staged partition."""
+def staged_decisions_checks(
+    context: AssetCheckExecutionContext, warehouse: DuckDBResource, fraud_policy: FraudPolicyResource
+):
+    """Schema, missing values, duplicate ids, score range and decision mix of exactly the rows this run
+    staged for its partition (never other batches or other runs of the same batch)."""
+    batch, run_id = context.partition_key, _staging_run_id(context)
+    with _connection(warehouse) as con:
+        staged = read_staged(con, STAGING_TABLE, batch, run_id)
     for name, outcome in validate_staged_decisions(staged, fraud_policy.load()).items():
         yield AssetCheckResult(
             check_name=name,
@@ -421,8 +504,62 @@ def staged_decisions_checks(staged: pd.DataFrame, fraud_policy: FraudPolicyResou
             passed=outcome.passed,
             severity=AssetCheckSeverity.ERROR,
             description=outcome.description,
-            metadata=outcome.metadata,
+            metadata={**outcome.metadata, "batch_id": batch, "staged_by_run": run_id},
         )
+
+
+def _publication_record(batch: str, run_id: str) -> Callable[[duckdb.DuckDBPyConnection, int], AuditRecord]:
+    def record(con: duckdb.DuckDBPyConnection, rows: int) -> AuditRecord:
+        queues, versions = _published_summary(con, batch)
+        return AuditRecord(
+            event_id=f"batch_published:{run_id}:{batch}",
+            workflow=WORKFLOW,
+            event="batch_published",
+            subject=batch,
+            details={
+                "rows": rows,
+                "queues": queues,
+                "model_version": versions[0],
+                "policy_version": versions[1],
+            },
+            run_id=run_id,
+        )
+
+    return record
+
+
+def _published_summary(con: duckdb.DuckDBPyConnection, batch: str) -> tuple[dict[str, int], tuple]:
+    published = con.execute(
+        f"SELECT decision, count(*) FROM {PUBLISHED_TABLE} WHERE batch_id = ? GROUP BY decision", [batch]
+    ).fetchall()
+    versions = con.execute(
+        "SELECT any_value(model_version), any_value(policy_version) "
+        f"FROM {PUBLISHED_TABLE} WHERE batch_id = ?",
+        [batch],
+    ).fetchall()[0]
+    return {**dict.fromkeys(DECISIONS, 0), **dict(published)}, versions
+
+
+def _reconcile(store: OpStore, log, **sources) -> None:
+    """Deliver audit records that earlier effects could not; never a reason to stop this step."""
+    try:
+        if delivered := deliver_pending_audit(store, **sources):
+            log.info(f"delivered {len(delivered)} pending audit record(s)")
+    except Exception as exc:  # the store may still be down; the step's own delivery says so
+        log.warning(f"pending audit records not delivered yet: {exc}")
+
+
+def _audit_anchor(entry: AuditEntry | None, retries_left: bool) -> dict[str, MetadataValue]:
+    """The chain head after this effect's entry, for ``audit verify``; or say that delivery is pending.
+
+    While step retries remain, an undelivered record fails the step (the retry only delivers); after
+    the last one the effect is reported with ``audit_pending`` and a reconciler delivers it later.
+    """
+    if entry is not None:
+        return {"audit_seq": MetadataValue.int(entry.seq), "audit_hash": entry.entry_hash}
+    if retries_left:
+        raise Failure("audit delivery failed; the record waits in the outbox and a retry delivers it")
+    return {"audit_pending": True}
 
 
 @asset(
@@ -433,38 +570,56 @@ def decisions(
     context: AssetExecutionContext,
     warehouse: DuckDBResource,
     opstore: OperationalStoreResource,
+    landing: LandingZoneResource,
 ) -> MaterializeResult:
     """Published decisions, one queue per case (auto_clear, analyst_review, block_pending_approval),
     with the reason codes, model version and policy version that explain each one."""
-    batch = context.partition_key
-    with warehouse.get_connection() as con:
-        rows = publish_partition(con, "fraud.decisions_staging", "fraud.decisions", "batch_id", batch)
-        published = con.execute(
-            "SELECT decision, count(*) FROM fraud.decisions WHERE batch_id = ? GROUP BY decision", [batch]
-        ).fetchall()
-        versions = con.execute(
-            "SELECT any_value(model_version), any_value(policy_version) FROM fraud.decisions "
-            "WHERE batch_id = ?",
-            [batch],
-        ).fetchall()[0]
+    batch, run_id = context.partition_key, _staging_run_id(context)
+    ingested = _materialization_in_lineage(context, transactions.key)
+    source_sha = (ingested[1] if ingested else {}).get(SOURCE_SHA_METADATA) or context.run.tags.get(
+        LANDING_SHA_TAG
+    )
+    store = opstore.store()
+    with _connection(warehouse) as con:
+        _reconcile(store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW))
+        try:
+            publication = publish_batch(
+                con,
+                staging=STAGING_TABLE,
+                published=PUBLISHED_TABLE,
+                batch_id=batch,
+                run_id=run_id,
+                run_created_at=context.instance.get_run_record_by_id(run_id).create_timestamp,
+                source_sha256=source_sha,
+                audit_record=_publication_record(batch, run_id),
+            )
+        except NothingStaged as exc:
+            raise Failure(str(exc), allow_retries=False) from exc
+        if publication.status == "superseded":
+            raise Failure(
+                f"{batch}: superseded, run {publication.published_run_id} (created later, newer content) "
+                "already published this batch; nothing was changed",
+                metadata={"superseded_by_run": publication.published_run_id},
+                allow_retries=False,
+            )
+        try:
+            entry = deliver_outbox(con, store, publication.event_id)[0]
+        except Exception as exc:  # any store failure: the record stays in the outbox
+            context.log.warning(f"audit delivery of {publication.event_id} failed: {exc}")
+            entry = None
+        counts, versions = _published_summary(con, batch)
         riskiest = con.execute(
             "SELECT transaction_id, account_id, amount, currency, round(risk_score, 3) AS risk, decision, "
-            "reason_codes FROM fraud.decisions WHERE batch_id = ? ORDER BY risk_score DESC LIMIT 10",
+            f"reason_codes FROM {PUBLISHED_TABLE} WHERE batch_id = ? ORDER BY risk_score DESC LIMIT 10",
             [batch],
         ).df()
-    counts = {**dict.fromkeys(DECISIONS, 0), **dict(published)}
-    append_audit_event(
-        opstore.store(),
-        workflow=WORKFLOW,
-        event="batch_published",
-        subject=batch,
-        details={"rows": rows, "queues": counts, "model_version": versions[0], "policy_version": versions[1]},
-        run_id=context.run.run_id,
-    )
     return MaterializeResult(
         metadata={
-            "dagster/row_count": MetadataValue.int(rows),
-            "dagster/table_name": "fraud.decisions",
+            "dagster/row_count": MetadataValue.int(publication.rows),
+            "dagster/table_name": PUBLISHED_TABLE,
+            SOURCE_SHA_METADATA: source_sha or "unknown",
+            "published_run_id": run_id,
+            **_audit_anchor(entry, retries_left=context.retry_number < _warehouse_retry.max_retries),
             "model_version": versions[0] or "none",
             "policy_version": versions[1] or "none",
             **_queue_metadata(counts),

@@ -25,11 +25,13 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from orchestration_pipelines.audit import AuditRecord
 from orchestration_pipelines.fraud import train_builtin
 from orchestration_pipelines.fraud.contract import validate_transactions
 from orchestration_pipelines.fraud.features import compute_features
@@ -38,10 +40,10 @@ from orchestration_pipelines.fraud.history import account_history
 from orchestration_pipelines.fraud.model import MODEL_NAME
 from orchestration_pipelines.fraud.policy import load_policy
 from orchestration_pipelines.fraud.scoring import make_decisions, score_features
-from orchestration_pipelines.fraud.validation import validate_staged_decisions
+from orchestration_pipelines.fraud.validation import validate_staged_decisions, with_account_columns
 from orchestration_pipelines.landing import read_table_file
 from orchestration_pipelines.model_registry import ModelRegistry
-from orchestration_pipelines.publish import publish_partition
+from orchestration_pipelines.publish import publish_batch, read_staged, stage_rows
 from orchestration_pipelines.settings import paths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +54,7 @@ TRAIN_ACCOUNTS = 10_000  # the model learns from these accounts' history only, t
 MEAN_DAILY_TRANSACTIONS = 2.0  # per account: the mean of the generator's gamma(2, 1) daily rate
 HISTORY_START = pd.Timestamp("2026-09-01", tz="UTC")
 BATCH_FILE = "transactions_benchmark.parquet"  # the landing file and its partition key
+PLAIN_RUN = "plain-script"  # the run id the plain script stages and publishes under
 ONE_CORE = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 OVERHEAD_TARGET = 0.15
 SCORING_TARGET_TPS = 200_000
@@ -132,16 +135,28 @@ def plain_script() -> dict:
         laps.worked("scores")
         _write_table(con, "scores", scores)
         laps.wrote("scores")
-        decisions = make_decisions(scores, policy)
+        decisions = with_account_columns(make_decisions(scores, policy), batch)
         laps.worked("decisions_staging")
-        _write_table(con, "decisions_staging", decisions)
+        stage_rows(con, "fraud.decisions_staging", decisions, BATCH_FILE, PLAIN_RUN)
         laps.wrote("decisions_staging")
-        outcomes = validate_staged_decisions(decisions, policy)
+        staged = read_staged(con, "fraud.decisions_staging", BATCH_FILE, PLAIN_RUN)
+        outcomes = validate_staged_decisions(staged, policy)
         failed = [name for name, outcome in outcomes.items() if not outcome.passed]
         if failed:
             raise RuntimeError(f"staged checks failed: {failed}")
         laps.worked("checks")
-        publish_partition(con, "fraud.decisions_staging", "fraud.decisions", "batch_id", BATCH_FILE)
+        publish_batch(
+            con,
+            staging="fraud.decisions_staging",
+            published="fraud.decisions",
+            batch_id=BATCH_FILE,
+            run_id=PLAIN_RUN,
+            run_created_at=datetime.now(UTC),
+            source_sha256=None,
+            audit_record=lambda _, rows: AuditRecord(
+                f"batch_published:{PLAIN_RUN}", "fraud", "batch_published", BATCH_FILE, {"rows": rows}
+            ),
+        )
     laps.worked("decisions")
     return {
         "seconds": sum(laps.work.values()) + sum(laps.write.values()),
@@ -357,7 +372,8 @@ def _measure(kind: str, workload: Workload, run_dir: Path, repeats: int = 1) -> 
 def _count_same_tables(plain: Path, dagster: Path) -> int:
     """Rows of ``fraud.decisions``, after checking that both paths left the same rows in the same tables.
 
-    Rows are matched on ``transaction_id``. ``decided_at`` (the clock) is left out, and floating-point
+    Rows are matched on ``transaction_id``. ``decided_at`` (the clock) and the run that staged them are
+    left out, and floating-point
     columns may differ by one part in a million: the features sum amounts in the order the history
     query returns rows, which DuckDB does not fix, so even two plain runs differ in the last digits.
     """
@@ -366,8 +382,8 @@ def _count_same_tables(plain: Path, dagster: Path) -> int:
         con.execute(f"ATTACH '{dagster}' AS dagster (READ_ONLY)")
         schemas = [
             con.execute(
-                "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
-                "AND schema_name = 'fraud' AND table_name <> 'labelled_history' "
+                "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE database_name = ? AND "
+                "schema_name = 'fraud' AND table_name NOT IN ('labelled_history', 'decisions_publications') "
                 "ORDER BY table_name, column_index",
                 [db],
             ).fetchall()
@@ -382,7 +398,7 @@ def _count_same_tables(plain: Path, dagster: Path) -> int:
                 if kind == "DOUBLE"
                 else f'p."{column}" IS DISTINCT FROM d."{column}"'
                 for name, column, kind in schemas[0]
-                if name == table and column not in ("transaction_id", "decided_at")
+                if name == table and column not in ("transaction_id", "decided_at", "run_id", "staged_at")
             )
             # Rows on one side only, plus matched rows that differ.
             mismatches[table] = con.execute(

@@ -54,7 +54,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from orchestration_pipelines import fraud
-    from orchestration_pipelines.audit import append_audit_event
+    from orchestration_pipelines.audit import promote_with_audit
     from orchestration_pipelines.model_registry import ModelRegistry
     from orchestration_pipelines.opstore import OpStore
     from orchestration_pipelines.settings import default_opstore_url
@@ -70,17 +70,95 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     print(json.dumps({"version": version, "split": result.split, "metrics": result.metrics}, indent=2))
     if args.promote:
-        previous = registry.current_version(fraud.MODEL_NAME)
-        registry.promote(fraud.MODEL_NAME, version)
-        append_audit_event(
+        record, entry = promote_with_audit(
+            registry,
             OpStore(default_opstore_url()),
             workflow="fraud",
-            event="model_promoted",
-            subject=version,
-            details={"previous": previous, "metrics": result.metrics, "source": str(args.input)},
+            model_name=fraud.MODEL_NAME,
+            version=version,
+            details={"metrics": result.metrics, "source": str(args.input)},
             actor="cli",
         )
-        print(f"promoted {version} (previous: {previous})")
+        print(f"promoted {version} (previous: {record.details['previous']})")
+        if entry is None:
+            print(
+                "audit store unreachable: run `orchestration-pipelines audit deliver` later", file=sys.stderr
+            )
+
+
+ANCHORED_ASSETS = (("fraud", "decisions"), ("fraud", "model"))
+
+
+def _deliver_pending(store) -> int:
+    """Deliver every pending audit record: warehouse outbox, model registry pointers, quarantine files."""
+    import duckdb
+
+    from orchestration_pipelines.audit import deliver_pending_audit
+    from orchestration_pipelines.model_registry import ModelRegistry
+
+    layout = paths()
+    sources = {"registry": ModelRegistry(layout.models), "quarantine_root": layout.data_dir / "quarantine"}
+    if not layout.warehouse.exists():
+        return len(deliver_pending_audit(store, **sources))
+    with duckdb.connect(str(layout.warehouse)) as con:
+        return len(deliver_pending_audit(store, warehouse=con, **sources))
+
+
+def _anchors_on_instance():
+    """The audit anchors in the metadata of every anchored asset's materializations on DAGSTER_HOME."""
+    from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+
+    from orchestration_pipelines.audit import AuditAnchor
+
+    anchors = []
+    with DagsterInstance.get() as instance:
+        for key in ANCHORED_ASSETS:
+            cursor = None
+            while True:
+                page = instance.fetch_materializations(
+                    AssetRecordsFilter(asset_key=AssetKey(list(key))), limit=500, cursor=cursor
+                )
+                for record in page.records:
+                    event = record.asset_materialization
+                    if "audit_seq" in event.metadata:
+                        partition = f" partition {event.partition}" if event.partition else ""
+                        source = f"{'/'.join(key)}{partition} (run {record.run_id or 'none'})"
+                        anchors.append(
+                            AuditAnchor(
+                                event.metadata["audit_seq"].value, event.metadata["audit_hash"].value, source
+                            )
+                        )
+                if not page.has_more:
+                    break
+                cursor = page.cursor
+    return anchors
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    import os
+
+    from orchestration_pipelines.audit import verify_against_anchors
+    from orchestration_pipelines.opstore import OpStore
+    from orchestration_pipelines.settings import default_opstore_url
+
+    store = OpStore(default_opstore_url())
+    try:
+        print(f"delivered {_deliver_pending(store)} pending audit record(s)")
+    except Exception as exc:
+        if args.audit_command == "deliver":
+            raise SystemExit(f"error: pending audit records not delivered: {exc}") from exc
+        print(f"warning: pending audit records not delivered ({exc})", file=sys.stderr)
+    if args.audit_command == "deliver":
+        return
+    if os.environ.get("DAGSTER_HOME"):
+        anchors = _anchors_on_instance()
+    else:
+        anchors = []
+        print("warning: DAGSTER_HOME not set: the chain is not compared with anchors", file=sys.stderr)
+    problems = verify_against_anchors(store, anchors)
+    if problems:
+        raise SystemExit("audit log verification FAILED:\n  " + "\n  ".join(problems))
+    print(f"audit chain intact and consistent with {len(anchors)} anchor(s)")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -125,6 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--features", help="comma-separated feature columns (default: every numeric column)")
     train.add_argument("--promote", action="store_true", help="make this version the one scoring uses")
     train.set_defaults(func=cmd_train)
+
+    audit = sub.add_parser("audit", help="the audit log: deliver pending records, verify the chain")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser(
+        "deliver", help="deliver records that published batches, promotions and quarantines still carry"
+    ).set_defaults(func=cmd_audit)
+    audit_sub.add_parser(
+        "verify",
+        help="deliver pending records, then check the hash chain and compare it with the anchors in "
+        "the fraud/decisions and fraud/model materializations of the Dagster instance (DAGSTER_HOME)",
+    ).set_defaults(func=cmd_audit)
     return parser
 
 

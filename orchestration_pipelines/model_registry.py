@@ -81,9 +81,41 @@ class ModelRegistry:
         tmp.write_text(version)
         os.replace(tmp, pointer)
 
+    def promote_with_record(self, name: str, version: str, record: dict[str, Any]) -> None:
+        """Promote ``version`` with ``record`` (its audit record) in the same atomic pointer write.
+
+        ``CURRENT`` holds the version on its first line and the record on its second; the record of
+        the promotion it replaces is archived under ``promotions/`` first, so none is lost before delivery.
+        """
+        if not (self._dir(name) / version / "model.joblib").exists():
+            raise ModelNotFound(f"{name} has no version {version}")
+        pointer = self._dir(name) / "CURRENT"
+        if previous := self._pointer_record(pointer):
+            archive = self._dir(name) / "promotions" / f"{previous['event_id'].replace(':', '-')}.json"
+            archive.parent.mkdir(exist_ok=True)
+            archive.write_text(json.dumps(previous, sort_keys=True, default=str))
+        tmp = pointer.with_suffix(".tmp")
+        tmp.write_text(f"{version}\n{json.dumps(record, sort_keys=True, default=str)}\n")
+        os.replace(tmp, pointer)
+
+    @staticmethod
+    def _pointer_record(pointer: Path) -> dict[str, Any] | None:
+        lines = pointer.read_text().splitlines() if pointer.exists() else []
+        return json.loads(lines[1]) if len(lines) > 1 else None
+
+    def promotion_records(self) -> list[dict[str, Any]]:
+        """Every promotion record the registry carries (archived, then current), for audit delivery."""
+        records = []
+        for model_dir in sorted(p for p in self.root.glob("*") if p.is_dir()):
+            archived = sorted((model_dir / "promotions").glob("*.json"), key=lambda p: p.stat().st_mtime)
+            records += [json.loads(p.read_text()) for p in archived]
+            if current := self._pointer_record(model_dir / "CURRENT"):
+                records.append(current)
+        return records
+
     def current_version(self, name: str) -> str | None:
         pointer = self._dir(name) / "CURRENT"
-        return pointer.read_text().strip() if pointer.exists() else None
+        return pointer.read_text().splitlines()[0].strip() if pointer.exists() else None
 
     def versions(self, name: str) -> list[str]:
         if not self._dir(name).exists():

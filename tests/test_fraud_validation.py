@@ -15,7 +15,8 @@ def staged(trained_builtin, small_world):
         policy,
     )
     decided.insert(0, "batch_id", "b.csv")
-    return decided
+    decided.insert(1, "run_id", "run-1")
+    return decided.merge(batch[["transaction_id", "card_id", "device_id"]], on="transaction_id")
 
 
 def _failed(df) -> set[str]:

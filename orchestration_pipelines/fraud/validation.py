@@ -12,8 +12,14 @@ from orchestration_pipelines.fraud.policy import DECISIONS, FraudPolicy
 # Column -> the kind of values the published table promises its readers.
 DECISION_SCHEMA: dict[str, str] = {
     "batch_id": "string",
+    "run_id": "string",
     "transaction_id": "string",
     "account_id": "string",
+    "card_id": "string",
+    "device_id": "string",
+    "merchant_category": "string",
+    "country": "string",
+    "channel": "string",
     "timestamp": "datetime",
     "amount": "number",
     "currency": "string",
@@ -29,6 +35,16 @@ DECISION_SCHEMA: dict[str, str] = {
     "policy_version": "string",
     "decided_at": "datetime",
 }
+# What the account state needs from each transaction, staged and published beside its decision.
+ACCOUNT_STATE_COLUMNS = ["card_id", "device_id", "merchant_category", "country", "channel"]
+
+
+def with_account_columns(decisions: pd.DataFrame, transactions: pd.DataFrame) -> pd.DataFrame:
+    """``decisions`` plus the account-state columns it lacks, taken from its ``transactions``."""
+    missing = [c for c in ACCOUNT_STATE_COLUMNS if c not in decisions.columns]
+    return decisions.merge(transactions[["transaction_id", *missing]], on="transaction_id", how="left")
+
+
 _KIND_TEST = {
     "string": lambda s: pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s),
     "number": pd.api.types.is_numeric_dtype,
@@ -90,9 +106,14 @@ def _score_range(df: pd.DataFrame) -> CheckOutcome:
 
 
 def _decision_mix(df: pd.DataFrame, policy: FraudPolicy) -> CheckOutcome:
-    shares = df["decision"].value_counts(normalize=True).reindex(DECISIONS, fill_value=0.0)
+    counts = df["decision"].value_counts().reindex(DECISIONS, fill_value=0)
+    shares = counts / max(len(df), 1)
     unknown = sorted(set(df["decision"]) - set(DECISIONS))
-    metadata = {f"share_{d}": round(float(shares[d]), 5) for d in DECISIONS}
+    metadata = {
+        "batch_rows": len(df),
+        **{f"share_{d}": round(float(shares[d]), 5) for d in DECISIONS},
+        **{f"cases_{d}": f"{counts[d]:,}/{len(df):,}" for d in DECISIONS},
+    }
     problems = []
     if unknown:
         problems.append(f"unknown decisions {unknown}")
