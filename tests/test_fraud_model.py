@@ -47,9 +47,14 @@ def test_too_few_positives_is_a_clear_error(small_world):
 def test_promotion_refuses_a_worse_candidate():
     good = {"pr_auc": 0.8, "recall_at_1pct_fpr": 0.7}
     assert promotion_verdict(good, None)[0]
-    assert promotion_verdict(good, {"pr_auc": 0.805, "recall_at_1pct_fpr": 0.71})[0]  # within tolerance
-    passed, why = promotion_verdict({"pr_auc": 0.6, "recall_at_1pct_fpr": 0.7}, good)
+    close = {"version": "v1", "metrics": {"pr_auc": 0.805, "recall_at_1pct_fpr": 0.71}}
+    assert promotion_verdict(good, close)[0]  # within tolerance
+    passed, why = promotion_verdict(
+        {"pr_auc": 0.6, "recall_at_1pct_fpr": 0.7}, {"version": "v1", "metrics": good}
+    )
     assert not passed and "pr_auc" in why
+    passed, why = promotion_verdict(good, {"version": "v1", "not_comparable": "trained on other features"})
+    assert not passed and "trained on other features" in why
 
 
 def test_registry_versions_are_immutable_and_promotion_is_explicit(tmp_path):
@@ -113,5 +118,5 @@ def test_bring_your_own_table_rejects_bad_labels(tmp_path):
     table.loc[0, "chargeback"] = 7
     with pytest.raises(ValueError, match="only 0 and 1"):
         fraud.train_on_table(table, "chargeback", registry=ModelRegistry(tmp_path))
-    with pytest.raises(ValueError, match="label column 'fraud' not found"):
+    with pytest.raises(ValueError, match=r"columns \['fraud'\] are not in the table"):
         fraud.train_on_table(table, "fraud", registry=ModelRegistry(tmp_path))
