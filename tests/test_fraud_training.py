@@ -228,3 +228,29 @@ def test_configuration_is_chosen_on_a_validation_slice_before_the_holdout(tmp_pa
     assert validation_end < holdout_start  # the hold-out is never used to choose
     assert registry.card("fraud", version)["selection"] == selection
     assert result.model.supervised.n_iter_ == selection["chosen"]["iterations"]
+
+
+def test_an_unweighted_winner_speaks_the_policys_balanced_probability_scale(tmp_path, monkeypatch):
+    from orchestration_pipelines.fraud import model as model_module
+
+    table = bank_table()
+    for config in (
+        model_module.BoostingConfig(0.1, 60, "balanced"),
+        model_module.BoostingConfig(0.1, 60, None),
+    ):
+        monkeypatch.setattr(model_module, "CANDIDATE_CONFIGS", (config,))
+        _, result = fraud.train_on_table(
+            table, "chargeback", time_column="event_time", registry=ModelRegistry(tmp_path)
+        )
+        probability, _ = result.model.predict(result.holdout)
+        fraud_cases = result.holdout["chargeback"].to_numpy() == 1
+        raw = result.model.supervised.predict_proba(result.holdout[result.model.feature_columns].to_numpy())[
+            :, 1
+        ]
+        assert evaluate(probability, fraud_cases)["pr_auc"] == pytest.approx(
+            evaluate(raw, fraud_cases)["pr_auc"]
+        )
+        # Policy thresholds (auto-clear below 0.5) assume class-balanced probabilities either way.
+        assert np.median(probability[fraud_cases]) > 0.5 > np.median(probability[~fraud_cases])
+        if config.class_weight is None:
+            assert result.model.odds_scale > 50 and np.median(raw[fraud_cases]) < 0.5
