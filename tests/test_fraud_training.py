@@ -254,3 +254,16 @@ def test_an_unweighted_winner_speaks_the_policys_balanced_probability_scale(tmp_
         assert np.median(probability[fraud_cases]) > 0.5 > np.median(probability[~fraud_cases])
         if config.class_weight is None:
             assert result.model.odds_scale > 50 and np.median(raw[fraud_cases]) < 0.5
+
+
+def test_bootstrap_in_small_chunks_gives_the_same_kind_of_interval(monkeypatch):
+    from orchestration_pipelines.fraud import model as model_module
+
+    labels, scores = _scored(40, 20_000, 2.0)
+    whole = bootstrap_intervals(labels, scores)
+    monkeypatch.setattr(model_module, "_BOOTSTRAP_CHUNK_VALUES", 1)  # one replicate at a time
+    chunked = bootstrap_intervals(labels, scores)
+    for metric in ("pr_auc", "recall_at_1pct_fpr"):
+        assert np.allclose(whole[metric], chunked[metric], atol=0.03)
+    unit = model_module._replicate_metrics(labels, [scores], n_boot=3, unit_weights=True)
+    assert np.allclose(unit[0, 0], average_precision_score(labels, scores))

@@ -17,6 +17,7 @@ from orchestration_pipelines.audit import append_audit_event
 from orchestration_pipelines.fraud.contract import validate_transactions
 from orchestration_pipelines.fraud.features import FEATURE_COLUMNS, compute_features
 from orchestration_pipelines.fraud.model import (
+    FEW_POSITIVES,
     MODEL_NAME,
     FraudModel,
     TrainingResult,
@@ -190,11 +191,12 @@ def current_model_baseline(result: TrainingResult, registry: ModelRegistry | Non
     probability, _ = current.predict(result.holdout)
     labels = result.holdout["is_fraud"].to_numpy()
     candidate, _ = result.model.predict(result.holdout)
+    few = labels.sum() <= FEW_POSITIVES
     return Baseline(
         version,
         evaluate(probability, labels),
         probability,
-        paired_difference_intervals(labels, candidate, probability),
+        paired_difference_intervals(labels, candidate, probability) if few else None,
     )
 
 
