@@ -45,9 +45,8 @@ from orchestration_pipelines.audit import (
     deliver_outbox,
     deliver_pending_audit,
     deliver_quarantine_record,
-    promote_with_audit,
 )
-from orchestration_pipelines.fraud import current_model_baseline, train_builtin
+from orchestration_pipelines.fraud import current_model_baseline, promote_model, train_builtin
 from orchestration_pipelines.fraud.contract import (
     ContractViolation,
     check_transactions,
@@ -181,22 +180,34 @@ def model_candidate(
         "feature_set": "builtin",
         "split": result.split,
         "metrics": result.metrics,
-        "baseline": None if baseline is None else {"version": baseline.version, "metrics": baseline.metrics},
+        "selection": result.selection,
+        "baseline": None if baseline is None else baseline.card_entry(),
     }
     card["version"] = registry.save(MODEL_NAME, result.model, card)
     labels = result.holdout["is_fraud"].to_numpy()
     curves = {f"candidate {card['version']}": (result.model.predict(result.holdout)[0], labels)}
-    if baseline is not None:
+    if baseline is not None and baseline.probability is not None:
         curves[f"current {baseline.version}"] = (baseline.probability, labels)
+    if baseline is None:
+        current = "none"
+    else:
+        current = baseline.version + (" (not comparable)" if baseline.not_comparable else "")
     context.add_output_metadata(
         {
             "model_version": card["version"],
             "pr_auc": MetadataValue.float(result.metrics["pr_auc"]),
+            "pr_auc_95ci": str(result.metrics.get("pr_auc_ci", "narrow: many fraud cases")),
             "recall_at_1pct_fpr": MetadataValue.float(result.metrics["recall_at_1pct_fpr"]),
+            "recall_at_1pct_fpr_95ci": str(result.metrics.get("recall_at_1pct_fpr_ci", "narrow")),
             "roc_auc": MetadataValue.float(result.metrics["roc_auc"]),
             "holdout_rows": MetadataValue.int(result.metrics["n_rows"]),
             "holdout_fraud_cases": MetadataValue.int(result.metrics["n_positive"]),
-            "current_model_pr_auc": MetadataValue.float(baseline.metrics["pr_auc"]) if baseline else "none",
+            "selected_config": MetadataValue.json(result.selection["chosen"]),
+            "selection_why": result.selection["why"],
+            "current_model": current,
+            "current_model_pr_auc": MetadataValue.float(baseline.metrics["pr_auc"])
+            if baseline and baseline.metrics
+            else "none",
             "precision_recall": MetadataValue.md(precision_recall_plot(curves)),
         }
     )
@@ -204,11 +215,16 @@ def model_candidate(
 
 
 @asset_check(
-    asset=model_candidate, blocking=True, description="Refuses to promote a model worse than the current one."
+    asset=model_candidate,
+    blocking=True,
+    description=(
+        "Refuses to promote a candidate worse than the current model on the same hold-out (saying when a "
+        "difference is within bootstrap noise), or one that cannot be compared like for like."
+    ),
 )
 def candidate_not_worse_than_current(model_candidate: dict) -> AssetCheckResult:
     baseline = model_candidate["baseline"]
-    passed, why = promotion_verdict(model_candidate["metrics"], baseline["metrics"] if baseline else None)
+    passed, why = promotion_verdict(model_candidate["metrics"], baseline)
     return AssetCheckResult(
         passed=passed,
         description=why,
@@ -230,14 +246,13 @@ def model(
     registry = model_registry.registry()
     store = opstore.store()
     _reconcile(store, context.log, registry=registry)
-    record, entry = promote_with_audit(
-        registry,
+    record, entry = promote_model(
         store,
-        workflow=WORKFLOW,
-        model_name=MODEL_NAME,
-        version=candidate["version"],
-        details={"metrics": candidate["metrics"]},
+        candidate["version"],
+        registry=registry,
+        actor="system",
         run_id=context.run.run_id,
+        details={"metrics": candidate["metrics"]},
     )
     return MaterializeResult(
         metadata={

@@ -52,38 +52,52 @@ def cmd_score(args: argparse.Namespace) -> None:
     print(json.dumps(decisions["decision"].value_counts().to_dict()), file=sys.stderr)
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def _promote(version: str, details: dict) -> None:
     from orchestration_pipelines import fraud
-    from orchestration_pipelines.audit import promote_with_audit
     from orchestration_pipelines.model_registry import ModelRegistry
     from orchestration_pipelines.opstore import OpStore
     from orchestration_pipelines.settings import default_opstore_url
 
-    registry = ModelRegistry(paths().models)
+    record, entry = fraud.promote_model(
+        OpStore(default_opstore_url()),
+        version,
+        registry=ModelRegistry(paths().models),
+        actor="cli",
+        details=details,
+    )
+    print(f"promoted {version} (previous: {record.details['previous']})")
+    if entry is None:
+        print("audit store unreachable: run `orchestration-pipelines audit deliver` later", file=sys.stderr)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from orchestration_pipelines import fraud
+    from orchestration_pipelines.fraud.table import read_feature_table
+    from orchestration_pipelines.model_registry import ModelRegistry
+
     version, result = fraud.train_on_table(
-        _read_table(args.input),
+        read_feature_table(args.input),
         args.label,
         time_column=args.time_column,
         feature_columns=args.features.split(",") if args.features else None,
-        registry=registry,
+        registry=ModelRegistry(paths().models),
         source=args.input,
     )
-    print(json.dumps({"version": version, "split": result.split, "metrics": result.metrics}, indent=2))
+    report = {
+        "version": version,
+        "split": result.split,
+        "time": result.time,
+        "feature_columns": result.model.feature_columns,
+        "selection": result.selection,
+        "metrics": result.metrics,
+    }
+    print(json.dumps(report, indent=2, default=str))
     if args.promote:
-        record, entry = promote_with_audit(
-            registry,
-            OpStore(default_opstore_url()),
-            workflow="fraud",
-            model_name=fraud.MODEL_NAME,
-            version=version,
-            details={"metrics": result.metrics, "source": str(args.input)},
-            actor="cli",
-        )
-        print(f"promoted {version} (previous: {record.details['previous']})")
-        if entry is None:
-            print(
-                "audit store unreachable: run `orchestration-pipelines audit deliver` later", file=sys.stderr
-            )
+        _promote(version, {"metrics": result.metrics, "source": str(args.input)})
+
+
+def cmd_promote(args: argparse.Namespace) -> None:
+    _promote(args.version, {"reason": args.reason})
 
 
 ANCHORED_ASSETS = (("fraud", "decisions"), ("fraud", "model"))
@@ -195,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--model-version", help="a registry version instead of the promoted one")
     score.set_defaults(func=cmd_score)
     train = fraud_sub.add_parser("train", help="train and evaluate on your own labelled feature table")
-    train.add_argument("input", type=Path)
+    train.add_argument("input", type=Path, help="a .csv or .parquet table")
     train.add_argument("--label", required=True, help="0/1 label column")
     train.add_argument(
         "--time-column", help="hold out the latest 20%% by this column (else stratified random)"
@@ -203,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--features", help="comma-separated feature columns (default: every numeric column)")
     train.add_argument("--promote", action="store_true", help="make this version the one scoring uses")
     train.set_defaults(func=cmd_train)
+    promote = fraud_sub.add_parser(
+        "promote", help="make a registry version the one scoring uses (audited), e.g. to switch back"
+    )
+    promote.add_argument("version", help="a version in the model registry")
+    promote.add_argument("--reason", required=True, help="why, for the audit log")
+    promote.set_defaults(func=cmd_promote)
 
     audit = sub.add_parser("audit", help="the audit log: deliver pending records, verify the chain")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
@@ -221,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, LookupError) as exc:
+    except (ValueError, LookupError, OSError) as exc:
         raise SystemExit(f"error: {exc}") from exc
 
 

@@ -74,8 +74,9 @@ class ModelRegistry:
         return version
 
     def promote(self, name: str, version: str) -> None:
-        if not (self._dir(name) / version / "model.joblib").exists():
-            raise ModelNotFound(f"{name} has no version {version}")
+        """Switch the pointer without an audit record: for set-ups and tests; workflows use
+        ``promote_with_record``."""
+        self._promotable(name, version)
         pointer = self._dir(name) / "CURRENT"
         tmp = pointer.with_suffix(".tmp")
         tmp.write_text(version)
@@ -87,8 +88,7 @@ class ModelRegistry:
         ``CURRENT`` holds the version on its first line and the record on its second; the record of
         the promotion it replaces is archived under ``promotions/`` first, so none is lost before delivery.
         """
-        if not (self._dir(name) / version / "model.joblib").exists():
-            raise ModelNotFound(f"{name} has no version {version}")
+        self._promotable(name, version)
         pointer = self._dir(name) / "CURRENT"
         if previous := self._pointer_record(pointer):
             archive = self._dir(name) / "promotions" / f"{previous['event_id'].replace(':', '-')}.json"
@@ -97,6 +97,11 @@ class ModelRegistry:
         tmp = pointer.with_suffix(".tmp")
         tmp.write_text(f"{version}\n{json.dumps(record, sort_keys=True, default=str)}\n")
         os.replace(tmp, pointer)
+
+    def _promotable(self, name: str, version: str) -> None:
+        """Refuse a version that breaks the naming rule, leaves the registry or holds no model."""
+        if not (self._version_dir(name, version) / "model.joblib").exists():
+            raise ModelNotFound(f"{name} has no version {version}")
 
     @staticmethod
     def _pointer_record(pointer: Path) -> dict[str, Any] | None:
