@@ -29,9 +29,13 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration_pipelines.audit import append_audit_event
 from orchestration_pipelines.fraud import current_model_baseline, train_builtin
+from orchestration_pipelines.fraud.account_state import (
+    features_from_state,
+    load_state,
+    rebuild_account_state,
+    update_account_state,
+)
 from orchestration_pipelines.fraud.contract import ContractViolation, validate_transactions
-from orchestration_pipelines.fraud.features import compute_features
-from orchestration_pipelines.fraud.history import account_history
 from orchestration_pipelines.fraud.model import MODEL_NAME, promotion_verdict
 from orchestration_pipelines.fraud.policy import DECISIONS
 from orchestration_pipelines.fraud.scoring import decision_counts, make_decisions, score_features
@@ -276,20 +280,41 @@ def already_ingested(instance: DagsterInstance, name: str, sha256: str) -> bool:
     return SOURCE_SHA_METADATA in metadata and metadata[SOURCE_SHA_METADATA].value == sha256
 
 
-@asset(**_batch_table, deps=[labelled_history])
+@asset(**_common, deps=[labelled_history], kinds={"duckdb"})
+def account_state(warehouse: DuckDBResource) -> MaterializeResult:
+    """What the features know of each account's and card's past (counts, amount statistics, devices,
+    merchant categories and countries seen, recent transactions), rebuilt from labelled history and
+    published decisions. Each publish of ``fraud/decisions`` updates it in the same transaction."""
+    with warehouse.get_connection() as con:
+        covered = rebuild_account_state(con)
+    return MaterializeResult(
+        metadata={
+            "dagster/table_name": "fraud.account_state",
+            "dagster/row_count": MetadataValue.int(covered["accounts"]),
+            "cards": MetadataValue.int(covered["cards"]),
+            "transactions_summarised": MetadataValue.int(covered["transactions"]),
+        }
+    )
+
+
+@asset(**_batch_table, deps=[account_state])
 def features(
     context: AssetExecutionContext, transactions: pd.DataFrame, warehouse: DuckDBResource
 ) -> pd.DataFrame:
     """Risk features per transaction: velocity, amount against the account's habit, new device or
-    merchant category, speed of country change, hour. Uses 30 days of account history for context."""
+    merchant category, speed of country change, hour. Reads the batch's accounts' stored state, so its
+    cost follows the batch, not the history."""
     with warehouse.get_connection() as con:
-        history = account_history(con, transactions)
-    if history is None:
-        context.log.warning("no labelled history in the warehouse: features see only this batch")
-    result = compute_features(transactions, history)
+        state = load_state(con, transactions)
+    if not state.transactions:
+        context.log.warning("no account state for this batch's accounts: features see only this batch")
+    result = features_from_state(transactions, state)
     result.insert(0, "batch_id", context.partition_key)
     context.add_output_metadata(
-        {"history_rows_used": MetadataValue.int(0 if history is None else len(history))}
+        {
+            "accounts_with_state": MetadataValue.int(len(state.accounts)),
+            "history_transactions_summarised": MetadataValue.int(state.transactions),
+        }
     )
     return result
 
@@ -324,6 +349,7 @@ def decisions_staging(
     """Decisions before publication: the blocking checks below must pass before ``decisions`` is written."""
     policy = fraud_policy.load()
     staged = make_decisions(scores, policy)
+    staged["run_id"] = context.run.run_id  # staging is per run (the publish gate's contract)
     context.add_output_metadata(
         {"policy_version": policy.version, **_queue_metadata(decision_counts(staged))}
     )
@@ -361,7 +387,15 @@ def decisions(
     with the reason codes, model version and policy version that explain each one."""
     batch = context.partition_key
     with warehouse.get_connection() as con:
-        rows = publish_partition(con, "fraud.decisions_staging", "fraud.decisions", "batch_id", batch)
+        rows = publish_partition(
+            con,
+            "fraud.decisions_staging",
+            "fraud.decisions",
+            "batch_id",
+            batch,
+            context.run.run_id,
+            in_transaction=[update_account_state],
+        )
         published = con.execute(
             "SELECT decision, count(*) FROM fraud.decisions WHERE batch_id = ? GROUP BY decision", [batch]
         ).fetchall()
@@ -398,6 +432,7 @@ def decisions(
 
 FRAUD_ASSETS = [
     labelled_history,
+    account_state,
     model_candidate,
     model,
     transactions,
@@ -408,4 +443,4 @@ FRAUD_ASSETS = [
 ]
 FRAUD_CHECKS = [candidate_not_worse_than_current, staged_decisions_checks]
 FRAUD_SCORING_ASSETS = [transactions, features, scores, decisions_staging, decisions]
-FRAUD_TRAINING_ASSETS = [labelled_history, model_candidate, model]
+FRAUD_TRAINING_ASSETS = [labelled_history, account_state, model_candidate, model]

@@ -51,7 +51,6 @@ from orchestration_pipelines.fraud.features import (
     utc_nanoseconds,
     window_counts,
 )
-from orchestration_pipelines.fraud.history import HISTORY_TABLE
 
 ACCOUNT_STATE_TABLE = "fraud.account_state"
 CARD_STATE_TABLE = "fraud.card_state"
@@ -59,6 +58,7 @@ CARD_STATE_TABLE = "fraud.card_state"
 APPLIED_BATCHES_TABLE = "fraud.account_state_batches"
 STAGING_TABLE = "fraud.decisions_staging"
 PUBLISHED_TABLE = "fraud.decisions"
+HISTORY_TABLE = "fraud.labelled_history"
 # What the state is computed from: the staged/published/labelled columns it reads.
 SOURCE_COLUMNS = (
     "transaction_id",
