@@ -411,7 +411,7 @@ def _fold_earlier_months(warehouse: Path, history: pd.DataFrame, history_days: i
             update_account_state(con, f"earlier-history-{back}", "backfill")
             con.execute(f"DELETE FROM {STAGING_TABLE}")
             con.execute("COMMIT")
-        con.execute(f"DROP TABLE {STAGING_TABLE}")
+        con.execute(f"DROP TABLE IF EXISTS {STAGING_TABLE}")
         con.execute("CHECKPOINT")
 
 

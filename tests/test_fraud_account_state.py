@@ -134,6 +134,8 @@ def test_state_covers_only_the_batch_accounts_and_says_how_much_history_it_summa
     assert set(state.accounts["account_id"]) == set(first["account_id"]) & set(history["account_id"])
     assert state.transactions == history["account_id"].isin(first["account_id"]).sum()
     assert set(state.card_recent["card_id"]) <= set(first["card_id"])
+    header_only = first.head(0)
+    assert len(features_from_state(header_only, load_state(con, header_only))) == 0
 
 
 def test_no_state_yet_means_features_from_the_batch_alone(con, timeline):
