@@ -109,10 +109,10 @@ def _seconds(timestamp: str) -> str:
 
 
 # The rate as the same double the Python side multiplies by (a decimal literal would round differently).
-_EUR_RATE = "CASE currency " + " ".join(
-    f"WHEN '{c}' THEN CAST('{r!r}' AS DOUBLE)" for c, r in EUR_PER_UNIT.items()
+_RATE_CASES = " ".join(
+    f"WHEN '{currency}' THEN CAST('{rate!r}' AS DOUBLE)" for currency, rate in EUR_PER_UNIT.items()
 )
-_EUR_RATE += " END"
+_EUR_RATE = f"CASE currency {_RATE_CASES} END"
 
 # Fold ``source`` rows into the account state: the rows' aggregates are added to each account's
 # stored ones, and recent transactions are those within a day of the new last transaction.
