@@ -73,7 +73,8 @@ def publish(con, batch_id: str, run_id: str, update_first: bool = False) -> None
     con.execute("CREATE TABLE IF NOT EXISTS fraud.decisions AS SELECT * FROM fraud.decisions_staging LIMIT 0")
     con.execute("DELETE FROM fraud.decisions WHERE batch_id = ?", [batch_id])
     con.execute(
-        "INSERT INTO fraud.decisions SELECT * FROM fraud.decisions_staging WHERE batch_id = ? AND run_id = ?",
+        "INSERT INTO fraud.decisions BY NAME "
+        "SELECT * FROM fraud.decisions_staging WHERE batch_id = ? AND run_id = ?",
         [batch_id, run_id],
     )
     if not update_first:
@@ -220,3 +221,20 @@ def test_a_late_transaction_sees_everything_published_and_exact_recent_windows(c
     assert features["account_tx_count_1h"] == 2  # p1 (30 min before) and itself, not p2
     assert features["hours_since_prev"] == 0.5  # to p1, the latest kept transaction before it
     assert features["travel_speed_kmh"] > 1000  # DE at 10:00, FR at 10:30
+
+
+def test_decisions_published_before_the_state_existed_are_left_to_labelled_history(con, timeline):
+    """An older warehouse's published rows lack the card and device: the rebuild still succeeds."""
+    history, first, second = timeline
+    load_history(con, history)
+    old = first[list(SOURCE_COLUMNS)].drop(columns=["card_id", "device_id"])
+    con.register("old_frame", old.assign(batch_id="old", decision="auto_clear"))
+    con.execute("CREATE TABLE fraud.decisions AS SELECT * FROM old_frame")
+    assert rebuild_account_state(con)["transactions"] == len(history)
+    # The gate adds the new columns to the published table; its older rows hold NULLs there.
+    con.execute("ALTER TABLE fraud.decisions ADD COLUMN card_id VARCHAR")
+    con.execute("ALTER TABLE fraud.decisions ADD COLUMN device_id VARCHAR")
+    con.execute("ALTER TABLE fraud.decisions ADD COLUMN run_id VARCHAR")
+    stage(con, second, "second", "run-1")
+    publish(con, "second", "run-1")
+    assert rebuild_account_state(con)["transactions"] == len(history) + len(second)

@@ -185,14 +185,26 @@ def create_state_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_DDL)
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The table's column names; empty when it does not exist."""
     schema, name = table.split(".")
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+    return {
+        column
+        for (column,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
             [schema, name],
-        ).fetchall()[0][0]
-    )
+        ).fetchall()
+    }
+
+
+def _published_with_state_columns(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The condition selecting published rows that carry the state's columns, or None when the
+    published table has none: rows published before the state existed lack the card and device,
+    and are left to labelled history."""
+    have = _columns(con, PUBLISHED_TABLE)
+    if not {*SOURCE_COLUMNS, "batch_id", "run_id"} <= have:
+        return None
+    return "card_id IS NOT NULL AND device_id IS NOT NULL"
 
 
 _STATE = {"account_id": (ACCOUNT_STATE_TABLE, _FOLD_ACCOUNTS), "card_id": (CARD_STATE_TABLE, _FOLD_CARDS)}
@@ -221,10 +233,11 @@ def _known_transactions(con: duckdb.DuckDBPyConnection, with_staged: bool) -> st
     transactions were published)."""
     columns = ", ".join(SOURCE_COLUMNS)
     sources = [_staged_rows()] if with_staged else []
-    if _table_exists(con, PUBLISHED_TABLE):
-        other_batches = " WHERE batch_id <> $batch_id" if with_staged else ""
-        sources.append(f"SELECT {columns} FROM {PUBLISHED_TABLE}{other_batches}")
-    if _table_exists(con, HISTORY_TABLE):
+    published = _published_with_state_columns(con)
+    if published:
+        other_batches = " AND batch_id <> $batch_id" if with_staged else ""
+        sources.append(f"SELECT {columns} FROM {PUBLISHED_TABLE} WHERE {published}{other_batches}")
+    if _columns(con, HISTORY_TABLE):
         sources.append(f"SELECT {columns} FROM {HISTORY_TABLE}")
     if not sources:
         return f"SELECT {columns} FROM {PUBLISHED_TABLE} WHERE false"
@@ -291,11 +304,12 @@ def rebuild_account_state(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         known = _known_transactions(con, with_staged=False)
         for key in _STATE:
             _fold(con, key, known, {})
-        if _table_exists(con, PUBLISHED_TABLE):
+        published = _published_with_state_columns(con)
+        if published:
             con.execute(
                 f"INSERT INTO {APPLIED_BATCHES_TABLE} SELECT batch_id, any_value(run_id), "
                 "list(DISTINCT account_id), list(DISTINCT card_id), now() "
-                f"FROM {PUBLISHED_TABLE} GROUP BY batch_id"
+                f"FROM {PUBLISHED_TABLE} WHERE {published} GROUP BY batch_id"
             )
         con.execute("COMMIT")
     except BaseException:
@@ -345,7 +359,7 @@ class StateSnapshot:
 
 def load_state(con: duckdb.DuckDBPyConnection, batch: pd.DataFrame) -> StateSnapshot:
     """The stored state of ``batch``'s accounts and cards (empty before any state exists); reads only."""
-    if not _table_exists(con, ACCOUNT_STATE_TABLE):
+    if not _columns(con, ACCOUNT_STATE_TABLE):
         return StateSnapshot.empty()
     con.register("batch_accounts", batch[["account_id"]].drop_duplicates())
     con.register("batch_cards", batch[["card_id"]].drop_duplicates())
