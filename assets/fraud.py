@@ -47,22 +47,25 @@ from orchestration_pipelines.audit import (
     deliver_quarantine_record,
 )
 from orchestration_pipelines.fraud import current_model_baseline, promote_model, train_builtin
+from orchestration_pipelines.fraud.account_state import (
+    features_from_state,
+    load_state,
+    rebuild_account_state,
+    update_account_state,
+)
 from orchestration_pipelines.fraud.contract import (
     ContractViolation,
     check_transactions,
     validate_transactions,
 )
-from orchestration_pipelines.fraud.features import compute_features
-from orchestration_pipelines.fraud.history import account_history
 from orchestration_pipelines.fraud.model import MODEL_NAME, promotion_verdict
 from orchestration_pipelines.fraud.policy import DECISIONS
 from orchestration_pipelines.fraud.resent import apply_resent_policy, published_elsewhere
 from orchestration_pipelines.fraud.scoring import decision_counts, make_decisions, score_features
+from orchestration_pipelines.fraud.tables import PUBLISHED_TABLE, STAGING_TABLE
 from orchestration_pipelines.fraud.validation import (
-    ACCOUNT_STATE_COLUMNS,
     CHECK_NAMES,
     validate_staged_decisions,
-    with_account_columns,
 )
 from orchestration_pipelines.landing import (
     UnreadableFile,
@@ -389,20 +392,41 @@ def already_ingested(instance: DagsterInstance, name: str, sha256: str) -> bool:
     return SOURCE_SHA_METADATA in metadata and metadata[SOURCE_SHA_METADATA].value == sha256
 
 
-@asset(**_batch_table, deps=[labelled_history])
+@asset(**_common, deps=[labelled_history], kinds={"duckdb"})
+def account_state(warehouse: DuckDBResource) -> MaterializeResult:
+    """What the features know of each account's and card's past (counts, amount statistics, devices,
+    merchant categories and countries seen, recent transactions), rebuilt from labelled history and
+    published decisions. Each publish of ``fraud/decisions`` updates it in the same transaction."""
+    with warehouse.get_connection() as con:
+        covered = rebuild_account_state(con)
+    return MaterializeResult(
+        metadata={
+            "dagster/table_name": "fraud.account_state",
+            "dagster/row_count": MetadataValue.int(covered["accounts"]),
+            "cards": MetadataValue.int(covered["cards"]),
+            "transactions_summarised": MetadataValue.int(covered["transactions"]),
+        }
+    )
+
+
+@asset(**_batch_table, deps=[account_state])
 def features(
     context: AssetExecutionContext, transactions: pd.DataFrame, warehouse: DuckDBResource
 ) -> pd.DataFrame:
     """Risk features per transaction: velocity, amount against the account's habit, new device or
-    merchant category, speed of country change, hour. Uses 30 days of account history for context."""
+    merchant category, speed of country change, hour. Reads the batch's accounts' stored state, so its
+    cost follows the batch, not the history."""
     with warehouse.get_connection() as con:
-        history = account_history(con, transactions)
-    if history is None:
-        context.log.warning("no labelled history in the warehouse: features see only this batch")
-    result = compute_features(transactions, history)
+        state = load_state(con, transactions)
+    if not state.transactions:
+        context.log.warning("no account state for this batch's accounts: features see only this batch")
+    result = features_from_state(transactions, state)
     result.insert(0, "batch_id", context.partition_key)
     context.add_output_metadata(
-        {"history_rows_used": MetadataValue.int(0 if history is None else len(history))}
+        {
+            "accounts_with_state": MetadataValue.int(len(state.accounts)),
+            "history_transactions_summarised": MetadataValue.int(state.transactions),
+        }
     )
     return result
 
@@ -428,10 +452,6 @@ def scores(
         }
     )
     return scored
-
-
-STAGING_TABLE = "fraud.decisions_staging"
-PUBLISHED_TABLE = "fraud.decisions"
 
 
 @contextmanager
@@ -468,26 +488,17 @@ def _staging_run_id(context) -> str:
     return staged[0]
 
 
-@asset(
-    **{k: v for k, v in _batch_table.items() if k not in ("io_manager_key", "metadata")},
-    ins={
-        "scores": AssetIn(key=scores.key),
-        "transactions": AssetIn(
-            key=transactions.key, metadata={"columns": ["transaction_id", *ACCOUNT_STATE_COLUMNS]}
-        ),
-    },
-)
+@asset(**{k: v for k, v in _batch_table.items() if k not in ("io_manager_key", "metadata")})
 def decisions_staging(
     context: AssetExecutionContext,
     scores: pd.DataFrame,
-    transactions: pd.DataFrame,
     fraud_policy: FraudPolicyResource,
     warehouse: DuckDBResource,
 ) -> MaterializeResult:
     """Decisions before publication, staged under this run's id: the blocking checks below judge
     exactly these rows, and only they can be published."""
     policy = fraud_policy.load()
-    staged = with_account_columns(make_decisions(scores, policy), transactions)
+    staged = make_decisions(scores, policy)  # scores carry the account-state columns from the features
     with _connection(warehouse) as con:
         rows = stage_rows(con, STAGING_TABLE, staged, context.partition_key, context.run.run_id)
     return MaterializeResult(
@@ -607,6 +618,7 @@ def decisions(
                 run_created_at=context.instance.get_run_record_by_id(run_id).create_timestamp,
                 source_sha256=source_sha,
                 audit_record=_publication_record(batch, run_id),
+                in_transaction=[update_account_state],
             )
         except NothingStaged as exc:
             raise Failure(str(exc), allow_retries=False) from exc
@@ -645,6 +657,7 @@ def decisions(
 
 FRAUD_ASSETS = [
     labelled_history,
+    account_state,
     model_candidate,
     model,
     transactions,
@@ -655,4 +668,4 @@ FRAUD_ASSETS = [
 ]
 FRAUD_CHECKS = [candidate_not_worse_than_current, staged_decisions_checks]
 FRAUD_SCORING_ASSETS = [transactions, features, scores, decisions_staging, decisions]
-FRAUD_TRAINING_ASSETS = [labelled_history, model_candidate, model]
+FRAUD_TRAINING_ASSETS = [labelled_history, account_state, model_candidate, model]

@@ -6,7 +6,11 @@ from dagster import Definitions
 
 from assets.fraud import FRAUD_ASSETS, FRAUD_CHECKS
 from assets.llm_ops import LLM_OPS_ASSETS, LLM_OPS_CHECKS, llm_resources
-from orchestration_pipelines.jobs import fraud_scoring_job, fraud_training_job
+from orchestration_pipelines.jobs import (
+    fraud_account_state_rebuild_job,
+    fraud_scoring_job,
+    fraud_training_job,
+)
 from orchestration_pipelines.schedules import fraud_nightly_training
 from resources.landing import landing_zone_resource
 from resources.models import fraud_policy_resource, model_registry_resource
@@ -32,7 +36,7 @@ def build_definitions() -> Definitions:
     return Definitions(
         assets=[*FRAUD_ASSETS, *LLM_OPS_ASSETS],
         asset_checks=[*FRAUD_CHECKS, *LLM_OPS_CHECKS],
-        jobs=[fraud_scoring_job, fraud_training_job],
+        jobs=[fraud_scoring_job, fraud_training_job, fraud_account_state_rebuild_job],
         schedules=[fraud_nightly_training],
         sensors=[fraud_landing_sensor],
         resources=build_resources(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
-from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS
+from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, account_state
 
 fraud_scoring_job = define_asset_job(
     "fraud_scoring_job",
@@ -22,5 +22,13 @@ fraud_training_job = define_asset_job(
     "fraud_training_job",
     selection=AssetSelection.assets(*FRAUD_TRAINING_ASSETS),
     executor_def=in_process_executor,
-    description="Retrain the fraud model on labelled history; promote it only if it is not worse.",
+    description="Retrain the fraud model on labelled history (and rebuild the account state from it); "
+    "promote it only if it is not worse.",
+)
+
+fraud_account_state_rebuild_job = define_asset_job(
+    "fraud_account_state_rebuild_job",
+    selection=AssetSelection.assets(account_state),
+    executor_def=in_process_executor,
+    description="Rebuild the fraud account state from labelled history and published decisions.",
 )

@@ -11,8 +11,7 @@ import duckdb
 import pandas as pd
 
 from orchestration_pipelines.fraud.contract import ContractReport, ContractViolation
-
-PUBLISHED_TABLE = "fraud.decisions"
+from orchestration_pipelines.fraud.tables import PUBLISHED_TABLE
 
 
 def published_elsewhere(con: duckdb.DuckDBPyConnection, ids: pd.Series, batch_id: str) -> pd.DataFrame:

@@ -36,13 +36,6 @@ DECISION_SCHEMA: dict[str, str] = {
     "decided_at": "datetime",
 }
 # What the account state needs from each transaction, staged and published beside its decision.
-ACCOUNT_STATE_COLUMNS = ["card_id", "device_id", "merchant_category", "country", "channel"]
-
-
-def with_account_columns(decisions: pd.DataFrame, transactions: pd.DataFrame) -> pd.DataFrame:
-    """``decisions`` plus the account-state columns it lacks, taken from its ``transactions``."""
-    missing = [c for c in ACCOUNT_STATE_COLUMNS if c not in decisions.columns]
-    return decisions.merge(transactions[["transaction_id", *missing]], on="transaction_id", how="left")
 
 
 _KIND_TEST = {
