@@ -13,9 +13,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetRecordsFilter,
     Backoff,
-    DagsterInstance,
     DynamicPartitionsDefinition,
     Failure,
     MaterializeResult,
@@ -265,17 +263,6 @@ def transactions(
     return batch
 
 
-def already_ingested(instance: DagsterInstance, name: str, sha256: str) -> bool:
-    """Whether the latest ingest of partition ``name`` read exactly this content."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=transactions.key, asset_partitions=[name]), limit=1
-    ).records
-    if not records:
-        return False
-    metadata = records[0].asset_materialization.metadata
-    return SOURCE_SHA_METADATA in metadata and metadata[SOURCE_SHA_METADATA].value == sha256
-
-
 @asset(**_batch_table, deps=[labelled_history])
 def features(
     context: AssetExecutionContext, transactions: pd.DataFrame, warehouse: DuckDBResource
@@ -388,6 +375,7 @@ def decisions(
         metadata={
             "dagster/row_count": MetadataValue.int(rows),
             "dagster/table_name": "fraud.decisions",
+            SOURCE_SHA_METADATA: context.run.tags.get(LANDING_SHA_TAG, "unknown"),
             "model_version": versions[0] or "none",
             "policy_version": versions[1] or "none",
             **_queue_metadata(counts),
