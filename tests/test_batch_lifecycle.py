@@ -51,7 +51,8 @@ def test_stranded_batches_retry_with_growing_back_off_up_to_the_bound():
     assert plan_batch(facts(), BOUND, now=0).launch  # never tried: first attempt now
 
     once = plan_batch(facts(failed("r1", 100)), BOUND, now=159)
-    assert (once.state, once.launch, once.retry_at, once.attempt_number) == (BatchState.STRANDED, False, 160, 2)
+    assert (once.state, once.launch, once.retry_at) == (BatchState.STRANDED, False, 160)
+    assert once.attempt_number == 2
     assert plan_batch(facts(failed("r1", 100)), BOUND, now=160).launch
 
     twice = plan_batch(facts(failed("r1", 100), failed("r2", 200)), BOUND, now=319)
