@@ -27,6 +27,8 @@ from resources.env import env_or_default
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 _LOCK_CONFLICT = ("Could not set lock on file", "Conflicting lock is held")
+# What DuckDB says when a file it already opened turns out damaged on read.
+_DAMAGE = ("Corrupt database file", "does not match stored checksum", "Could not read enough bytes")
 
 
 class WarehouseLockTimeout(duckdb.IOException):
@@ -42,7 +44,7 @@ def _damaged(database: str, exc: BaseException) -> Failure:
     return Failure(
         description=(
             f"warehouse {database} is damaged or unreadable ({exc}); retrying cannot help: restore it "
-            "from a backup or move it aside (a fresh file is rebuilt from history and re-runs)"
+            "from a backup or fix its permissions, then re-run"
         ),
         allow_retries=False,
     )
@@ -51,7 +53,8 @@ def _damaged(database: str, exc: BaseException) -> Failure:
 @contextmanager
 def connect_warehouse(database: str, config: dict[str, Any]) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection that waits out another writer's lock (``OP_WAREHOUSE_LOCK_WAIT_SECONDS``, default
-    120) and turns any other DuckDB I/O or corruption error into a ``Failure`` without retries."""
+    120) and turns any other failure to open, or a damaged block met later, into a ``Failure`` without
+    retries."""
     deadline = time.monotonic() + float(os.environ.get("OP_WAREHOUSE_LOCK_WAIT_SECONDS", "120"))
     delay = 0.1
     while True:
@@ -67,10 +70,8 @@ def connect_warehouse(database: str, config: dict[str, Any]) -> Iterator[duckdb.
             delay = min(delay * 2, 2.0)
     try:
         yield con
-    except (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException) as exc:
-        raise _damaged(database, exc) from exc
     except duckdb.Error as exc:
-        if type(exc) is duckdb.Error:  # DuckDB raises its bare base class for a corrupt block
+        if any(text in str(exc) for text in _DAMAGE):
             raise _damaged(database, exc) from exc
         raise
     finally:
