@@ -5,6 +5,7 @@ import shutil
 import pytest
 from dagster import (
     AssetCheckSeverity,
+    AssetSelection,
     DagsterRunStatus,
     RunsFilter,
     build_sensor_context,
@@ -13,7 +14,8 @@ from dagster import (
 )
 from fraud_helpers import write_history, write_landing_file
 
-from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, fraud_batches
+from assets.fraud import FRAUD_ASSETS, FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, fraud_batches
+from assets.fraud_lifecycle import no_stranded_batches
 from orchestration_pipelines.definitions import build_definitions, build_resources
 from sensors.fraud import fraud_landing_sensor
 
@@ -91,6 +93,7 @@ def test_each_file_content_gets_one_run_while_in_flight(data_env, small_world, i
 
 
 def test_a_failed_batch_is_retried_after_its_cause_is_fixed(data_env, small_world, instance, monkeypatch):
+    monkeypatch.setenv("OP_BATCH_RETRY_BACKOFF_SECONDS", "3600")
     landing = data_env / "landing" / "fraud"
     write_history(data_env, small_world.history)
     write_landing_file(landing, "a.csv", small_world.batches[0])
@@ -101,7 +104,7 @@ def test_a_failed_batch_is_retried_after_its_cause_is_fixed(data_env, small_worl
     assert not any(o.success for o in outcomes)
 
     waiting, cursor = tick(instance, cursor)
-    assert waiting.run_requests == []  # the back-off (60 s) holds
+    assert waiting.run_requests == []  # the back-off holds
     message = waiting.skip_reason.skip_message
     assert "2 stranded" in message and "next retry in" in message
     report = stranded_report(waiting)
@@ -109,6 +112,16 @@ def test_a_failed_batch_is_retried_after_its_cause_is_fixed(data_env, small_worl
     table = report.metadata["stranded"].value
     assert "| a.csv |" in table and "| b.csv |" in table and "scores: no promoted 'fraud' model" in table
     assert tick(instance, cursor)[0].asset_events == []  # nothing changed: no repeated report
+    by_hand = materialize(  # the same check, executed from the UI
+        [*FRAUD_ASSETS, no_stranded_batches],
+        selection=AssetSelection.checks(no_stranded_batches),
+        resources=build_resources(),
+        instance=instance,
+        raise_on_error=False,
+    )
+    [evaluation] = by_hand.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.metadata["stranded_batches"].value == 2
+    assert "| a.csv |" in evaluation.metadata["stranded"].value
 
     train(instance)  # the cause is fixed
     monkeypatch.setenv("OP_BATCH_RETRY_BACKOFF_SECONDS", "0")
@@ -162,7 +175,8 @@ def test_a_quarantined_file_is_not_retried(data_env, small_world, instance, monk
         assert result.run_requests == [] and "1 finished" in result.skip_reason.skip_message
 
 
-def test_a_lost_cursor_keeps_published_and_stranded_apart(data_env, small_world, instance):
+def test_a_lost_cursor_keeps_published_and_stranded_apart(data_env, small_world, instance, monkeypatch):
+    monkeypatch.setenv("OP_BATCH_RETRY_BACKOFF_SECONDS", "3600")  # however slow this machine is
     write_history(data_env, small_world.history)
     landing = data_env / "landing" / "fraud"
     write_landing_file(landing, "a.csv", small_world.batches[0])
