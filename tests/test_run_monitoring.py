@@ -52,6 +52,9 @@ def daemon_home(tmp_path) -> Iterator[tuple[Path, Path]]:
             {"load_from": [{"python_file": {"relative_path": str(location), "working_directory": str(REPO)}}]}
         )
     )
+    with DagsterInstance.from_config(str(home)) as instance:  # create the SQLite storages once, before
+        instance.get_runs(limit=1)  # the daemon and the launch command race to create them
+        instance.event_log_storage.get_concurrency_keys()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
@@ -73,7 +76,7 @@ def daemon_home(tmp_path) -> Iterator[tuple[Path, Path]]:
 
 def launch(home: Path, workspace: Path, release_file: Path) -> None:
     config = {"ops": {"hold_warehouse_slot": {"config": {"release_file": str(release_file)}}}}
-    subprocess.run(
+    launched = subprocess.run(
         [
             str(BIN / "dagster"),
             "job",
@@ -86,10 +89,11 @@ def launch(home: Path, workspace: Path, release_file: Path) -> None:
             json.dumps(config),
         ],
         env={**os.environ, "DAGSTER_HOME": str(home)},
-        check=True,
         capture_output=True,
-        timeout=60,
+        text=True,
+        timeout=120,
     )
+    assert launched.returncode == 0, launched.stderr[-3000:]
 
 
 def slot_holders(instance: DagsterInstance) -> set[str]:
