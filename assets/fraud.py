@@ -22,10 +22,8 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetObservation,
-    AssetRecordsFilter,
     Backoff,
     DagsterEventType,
-    DagsterInstance,
     DynamicPartitionsDefinition,
     Failure,
     MaterializeResult,
@@ -379,17 +377,6 @@ def _reject(context: AssetExecutionContext, name: str, target: Path, errors: lis
         metadata={"quarantined_to": str(target), "problems": problems},
         allow_retries=False,
     ) from None
-
-
-def already_ingested(instance: DagsterInstance, name: str, sha256: str) -> bool:
-    """Whether the latest ingest of partition ``name`` read exactly this content."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=transactions.key, asset_partitions=[name]), limit=1
-    ).records
-    if not records:
-        return False
-    metadata = records[0].asset_materialization.metadata
-    return SOURCE_SHA_METADATA in metadata and metadata[SOURCE_SHA_METADATA].value == sha256
 
 
 @asset(**_common, deps=[labelled_history], kinds={"duckdb"})

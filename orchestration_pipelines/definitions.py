@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 
 from assets.fraud import FRAUD_ASSETS, FRAUD_CHECKS
+from assets.fraud_lifecycle import no_stranded_batches
 from assets.llm_ops import LLM_OPS_ASSETS, LLM_OPS_CHECKS, llm_resources
 from orchestration_pipelines.jobs import (
     fraud_account_state_rebuild_job,
@@ -35,7 +36,7 @@ def build_resources() -> dict:
 def build_definitions() -> Definitions:
     return Definitions(
         assets=[*FRAUD_ASSETS, *LLM_OPS_ASSETS],
-        asset_checks=[*FRAUD_CHECKS, *LLM_OPS_CHECKS],
+        asset_checks=[*FRAUD_CHECKS, no_stranded_batches, *LLM_OPS_CHECKS],
         jobs=[fraud_scoring_job, fraud_training_job, fraud_account_state_rebuild_job],
         schedules=[fraud_nightly_training],
         sensors=[fraud_landing_sensor],

@@ -1,61 +1,141 @@
-"""The end-to-end demo behind ``make demo``: real Dagster runs on the local instance, then a summary.
+"""The end-to-end demo behind ``make demo``: runs launched through the Dagster instance, then a summary.
 
-Runs are executed in this process against the instance in ``DAGSTER_HOME``, so they appear in the
-UI afterwards exactly as daemon-launched runs would; files the demo ingested are recognised by the
-landing sensor later and not scored twice.
+Every run is submitted to the instance in ``DAGSTER_HOME`` and started by its run launcher in a process
+of its own, as the landing sensor's runs are, so the runs appear in the UI's Overview timeline. The demo
+launches them directly instead of waiting for the daemon's queue and sensor ticks, so no daemon is
+needed and the demo stays quick; the landing sensor later finds these batches published (or
+quarantined) and does not score them again.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import duckdb
 import pandas as pd
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterRunStatus
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.dagster_run import FINISHED_STATUSES
+from dagster._core.workspace.context import BaseWorkspaceRequestContext, WorkspaceProcessContext
+from dagster._core.workspace.load_target import ModuleTarget
 
-from assets.fraud import LANDING_SHA_TAG, already_ingested, fraud_batches
+from assets.fraud import LANDING_SHA_TAG, WORKFLOW, fraud_batches
+from assets.fraud_lifecycle import plan_batches
 from orchestration_pipelines.audit import read_audit_log, verify_audit_chain
+from orchestration_pipelines.batch_lifecycle import BatchState
 from orchestration_pipelines.definitions import build_definitions
 from orchestration_pipelines.fraud.generator import write_demo_files
-from orchestration_pipelines.landing import scan_landing
+from orchestration_pipelines.landing import LandedFile, scan_landing
 from orchestration_pipelines.model_registry import ModelRegistry
 from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.settings import default_opstore_url, paths
 
+CODE_LOCATION = "orchestration_pipelines"  # as in workspace.yaml, so the UI ties the runs to it
+RUN_TIMEOUT_SECONDS = 600
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # the UI keeps the full logs
+
+
+@contextmanager
+def launching_instance() -> Iterator[tuple[DagsterInstance, BaseWorkspaceRequestContext]]:
+    """The instance in ``DAGSTER_HOME``, launching submitted runs at once, and the loaded code location."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise SystemExit(
+            "DAGSTER_HOME is not set: run `make demo`, or point it at a folder with a dagster.yaml"
+        )
+    immediate = {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}
+    ref = InstanceRef.from_dir(home, overrides={"run_coordinator": immediate})
+    target = ModuleTarget("orchestration_pipelines.definitions", None, None, CODE_LOCATION)
+    with (
+        DagsterInstance.from_ref(ref) as instance,
+        WorkspaceProcessContext(instance, target, code_server_log_level="WARNING") as process,
+    ):
+        yield instance, process.create_request_context()
+
+
+def submit(
+    instance: DagsterInstance, workspace: BaseWorkspaceRequestContext, job_name: str, tags: dict | None = None
+) -> str:
+    """Create a run of ``job_name`` and hand it to the instance's run launcher; returns its id."""
+    [repository] = workspace.get_code_location(CODE_LOCATION).get_repositories().values()
+    remote_job = repository.get_full_job(job_name)
+    run = instance.create_run_for_job(
+        build_definitions().resolve_job_def(job_name),
+        run_config=QUIET,
+        tags=tags,
+        remote_job_origin=remote_job.get_remote_origin(),
+        job_code_origin=remote_job.get_python_origin(),
+    )
+    return instance.submit_run(run.run_id, workspace).run_id
+
+
+def wait_for_runs(instance: DagsterInstance, run_ids: list[str]) -> dict[str, DagsterRunStatus]:
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while True:
+        statuses = {run_id: instance.get_run_by_id(run_id).status for run_id in run_ids}
+        if all(status in FINISHED_STATUSES for status in statuses.values()):
+            return statuses
+        if time.monotonic() > deadline:
+            raise SystemExit(f"runs still not finished after {RUN_TIMEOUT_SECONDS} s: {statuses}")
+        time.sleep(1)
+
 
 def run_fraud_demo(n_accounts: int = 5000, with_bad_file: bool = False) -> None:
     layout = paths()
-    instance = DagsterInstance.get()
-    print(f"Dagster instance: {instance.root_directory}\nData: {layout.data_dir}")
-    labelled = write_demo_files(layout.history("fraud"), layout.landing("fraud"), n_accounts=n_accounts)
-    if with_bad_file:
-        broken = layout.landing("fraud") / "transactions_broken.csv"
-        broken.write_text("transaction_id,account_id,amount\nX1,A1,not-a-number\nX1,A2,12.5\n")
-
-    defs = build_definitions()
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    print("\n[1/2] fraud_training_job: labelled history -> model candidate -> check -> promoted model")
-    training = defs.resolve_job_def("fraud_training_job").execute_in_process(
-        instance=instance, run_config=quiet, raise_on_error=False
-    )
-    print(f"      run {training.run_id}: {'ok' if training.success else 'FAILED'}")
-    if not training.success:
-        raise SystemExit("training failed; see the run in the Dagster UI (make ui)")
-
-    scoring = defs.resolve_job_def("fraud_scoring_job")
-    to_score = [
-        f for f in scan_landing(layout.landing("fraud")) if not already_ingested(instance, f.name, f.sha256)
-    ]
-    print(f"\n[2/2] fraud_scoring_job: {len(to_score)} new landing file(s), one partition each")
-    instance.add_dynamic_partitions(fraud_batches.name, [f.name for f in to_score])
-    for landed in to_score:
-        run = scoring.execute_in_process(
-            instance=instance,
-            partition_key=landed.name,
-            tags={LANDING_SHA_TAG: landed.sha256},
-            run_config=quiet,
-            raise_on_error=False,
-        )
-        print(f"      {landed.name}: run {run.run_id} {'ok' if run.success else 'FAILED (see quarantine)'}")
+    landing = layout.landing(WORKFLOW)
+    landing.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=landing.parent, prefix=".arriving-") as arriving:
+        # Batches land only once a model is promoted, as in production: scoring needs one.
+        labelled = write_demo_files(layout.history(WORKFLOW), Path(arriving), n_accounts=n_accounts)
+        if with_bad_file:
+            (Path(arriving) / "transactions_broken.csv").write_text(
+                "transaction_id,account_id,amount\nX1,A1,not-a-number\nX1,A2,12.5\n"
+            )
+        with launching_instance() as (instance, workspace):
+            print(f"Dagster instance: {instance.root_directory}\nData: {layout.data_dir}")
+            print(
+                "\n[1/2] fraud_training_job: labelled history -> model candidate -> check -> promoted model"
+            )
+            training = submit(instance, workspace, "fraud_training_job")
+            status = wait_for_runs(instance, [training])[training]
+            print(f"      run {training}: {'ok' if status == DagsterRunStatus.SUCCESS else 'FAILED'}")
+            if status != DagsterRunStatus.SUCCESS:
+                raise SystemExit("training failed; see the run in the Dagster UI (make ui)")
+            to_score = land_unfinished(instance, Path(arriving), landing, layout.quarantine(WORKFLOW))
+            print(f"\n[2/2] fraud_scoring_job: {len(to_score)} new landing file(s), one partition each")
+            instance.add_dynamic_partitions(fraud_batches.name, [f.name for f in to_score])
+            runs = {
+                f.name: submit(
+                    instance,
+                    workspace,
+                    "fraud_scoring_job",
+                    {"dagster/partition": f.name, LANDING_SHA_TAG: f.sha256},
+                )
+                for f in to_score
+            }
+            statuses = wait_for_runs(instance, list(runs.values()))
+    for name, run_id in runs.items():
+        ok = statuses[run_id] == DagsterRunStatus.SUCCESS
+        print(f"      {name}: run {run_id} {'ok' if ok else 'FAILED (see quarantine)'}")
     print_summary(labelled)
+
+
+def land_unfinished(
+    instance: DagsterInstance, arriving: Path, landing: Path, quarantine: Path
+) -> list[LandedFile]:
+    """Move the arrived files into the landing folder (a rename: never seen half-written) and return
+    those still owed a run; a file already quarantined with this content stays out."""
+    plans = {p.facts.name: p for p in plan_batches(instance, scan_landing(arriving), quarantine, time.time())}
+    for name, plan in plans.items():
+        if plan.state is not BatchState.QUARANTINED:
+            (arriving / name).rename(landing / name)
+    owed = {name for name, plan in plans.items() if plan.state in (BatchState.NEW, BatchState.STRANDED)}
+    return [f for f in scan_landing(landing) if f.name in owed]
 
 
 def print_summary(labelled: dict[str, pd.DataFrame]) -> None:

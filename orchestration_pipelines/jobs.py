@@ -10,10 +10,12 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, account_state
+from assets.fraud_lifecycle import no_stranded_batches
 
 fraud_scoring_job = define_asset_job(
     "fraud_scoring_job",
-    selection=AssetSelection.assets(*FRAUD_SCORING_ASSETS),
+    # The stranded-batches check looks across batches: the landing sensor reports it, not each run.
+    selection=AssetSelection.assets(*FRAUD_SCORING_ASSETS) - AssetSelection.checks(no_stranded_batches),
     executor_def=in_process_executor,
     description="Score one landed batch: ingest, features, scores, staged decisions, checks, publish.",
 )

@@ -2,22 +2,81 @@
 
 ``warehouse_resource`` gives assets a connection for SQL work (publishing, queries);
 ``warehouse_io_manager`` stores DataFrame assets as tables named ``<key prefix>.<asset name>``,
-partition by partition. Both point at the same file and retry while another process holds its lock;
-assets that touch it share the ``WAREHOUSE_POOL`` concurrency pool, limited to 1 in ``dagster.yaml``.
+partition by partition. Both point at the same file and wait while another process holds its lock,
+but fail at once, without retries, when the file is damaged or unreadable: waiting cannot fix that.
+Assets that touch it share the ``WAREHOUSE_POOL`` concurrency pool, limited to 1 in ``dagster.yaml``.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from dagster import InputContext, IOManager, OutputContext
+import duckdb
+from dagster import Failure, InputContext, IOManager, OutputContext
+from dagster._core.storage.db_io_manager import DbIOManager
 from dagster_duckdb import DuckDBResource
+from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from orchestration_pipelines.settings import paths
 from resources.env import env_or_default
 
 WAREHOUSE_POOL = "duckdb_warehouse"
+_LOCK_CONFLICT = ("Could not set lock on file", "Conflicting lock is held")
+# What DuckDB says when a file it already opened turns out damaged on read.
+_DAMAGE = ("Corrupt database file", "does not match stored checksum", "Could not read enough bytes")
+
+
+class WarehouseLockTimeout(duckdb.IOException):
+    """Another process held the warehouse lock for longer than we wait; a later retry may succeed."""
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """The one transient DuckDB error here: another process holds the single-writer lock."""
+    return isinstance(exc, duckdb.IOException) and any(text in str(exc) for text in _LOCK_CONFLICT)
+
+
+def _damaged(database: str, exc: BaseException) -> Failure:
+    return Failure(
+        description=(
+            f"warehouse {database} is damaged or unreadable ({exc}); retrying cannot help: restore it "
+            "from a backup or fix its permissions, then re-run"
+        ),
+        allow_retries=False,
+    )
+
+
+@contextmanager
+def connect_warehouse(database: str, config: dict[str, Any]) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection that waits out another writer's lock (``OP_WAREHOUSE_LOCK_WAIT_SECONDS``, default
+    120) and turns any other failure to open, or a damaged block met later, into a ``Failure`` without
+    retries."""
+    deadline = time.monotonic() + float(os.environ.get("OP_WAREHOUSE_LOCK_WAIT_SECONDS", "120"))
+    delay = 0.1
+    while True:
+        try:
+            con = duckdb.connect(database, read_only=False, config=config)
+            break
+        except duckdb.Error as exc:
+            if not is_lock_conflict(exc):
+                raise _damaged(database, exc) from exc
+            if time.monotonic() + delay > deadline:
+                raise WarehouseLockTimeout(str(exc)) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    try:
+        yield con
+    except duckdb.Error as exc:
+        if any(text in str(exc) for text in _DAMAGE):
+            raise _damaged(database, exc) from exc
+        raise
+    finally:
+        con.close()
+
 
 # (run id, asset key, partition) -> the DataFrame just written, waiting for its one downstream reader.
 _HANDOFF: dict[tuple, Any] = {}
@@ -55,19 +114,47 @@ class _HandOffIOManager(IOManager):
         return self._inner.load_input(context)
 
 
+class WarehouseResource(DuckDBResource):
+    """Dagster's DuckDB resource, connecting through ``connect_warehouse``."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with connect_warehouse(self.database, self.connection_config) as con:
+            yield con
+
+
+class _WarehouseDbClient(DuckDbClient):
+    @staticmethod
+    @contextmanager
+    def connect(context, _) -> Iterator[duckdb.DuckDBPyConnection]:
+        config = context.resource_config
+        with connect_warehouse(config["database"], config["connection_config"]) as con:
+            yield con
+
+
 class WarehouseIOManager(DuckDBPandasIOManager):
-    """Dagster's DuckDB pandas IO manager, plus the in-run hand-off of ``_HandOffIOManager``."""
+    """Dagster's DuckDB pandas IO manager connecting through ``connect_warehouse``, plus the in-run
+    hand-off of ``_HandOffIOManager``."""
 
     def create_io_manager(self, context) -> IOManager:
-        return _HandOffIOManager(super().create_io_manager(context))
+        return _HandOffIOManager(
+            DbIOManager(
+                db_client=_WarehouseDbClient(),
+                database=self.database,
+                schema=self.schema_,
+                type_handlers=self.type_handlers(),
+                default_load_type=self.default_load_type(),
+                io_manager_name="WarehouseIOManager",
+            )
+        )
 
 
 def _database() -> str:
     return env_or_default("OP_WAREHOUSE_PATH", str(paths().warehouse))
 
 
-def warehouse_resource() -> DuckDBResource:
-    return DuckDBResource(database=_database())
+def warehouse_resource() -> WarehouseResource:
+    return WarehouseResource(database=_database())
 
 
 def warehouse_io_manager() -> WarehouseIOManager:

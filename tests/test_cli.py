@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from dagster import DagsterInstance
 from fraud_helpers import write_landing_file
 from instance_helpers import REPO, dagster_home
 
@@ -92,6 +93,13 @@ def test_demo_runs_the_workflow_through_dagster(data_env, tmp_path):
     assert sum("FAILED" in line for line in runs) == 1
     assert "transactions_broken.csv" in out and "hash chain intact" in out
     assert (data_env / "quarantine" / "fraud" / "transactions_broken.csv.reason.json").exists()
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        # Launched through the instance from the code location (what the Overview timeline shows),
+        # not executed in the demo's own process.
+        assert len(runs) == 5
+        assert {r.remote_job_origin.location_name for r in runs} == {"orchestration_pipelines"}
+        assert all(r.tags.get("fraud/landing_sha256") for r in runs if r.job_name == "fraud_scoring_job")
 
     again = run_cli("demo", "--accounts", "1500", env_extra={"DAGSTER_HOME": str(home)}).stdout
     assert "0 new landing file(s)" in again  # same content is never scored twice
