@@ -11,7 +11,9 @@ import pytest
 from dagster import (
     AssetKey,
     AssetMaterialization,
+    AutomationConditionSensorDefinition,
     DagsterInstance,
+    DefaultSensorStatus,
 )
 from dagster._core.definitions.freshness import FreshnessState
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
@@ -72,7 +74,11 @@ def test_the_nightly_retrain_assets_fail_freshness_after_one_missed_night(defs):
 
 @pytest.fixture
 def freshness_workspace(data_env, tmp_path):
-    """A real on-disk instance with this code location loaded, as the freshness daemon sees it."""
+    """The embedded instance (``deploy/dagster.yaml``) with this code location loaded in process.
+
+    Only the freshness daemon evaluates freshness policies and Dagster has no public test helper for it,
+    so the test runs the daemon's own iteration over this workspace.
+    """
     instance = DagsterInstance.from_config(str(dagster_home(tmp_path)))
     origin = InProcessCodeLocationOrigin(
         LoadableTargetOrigin(module_name="orchestration_pipelines.definitions", attribute="defs")
@@ -101,3 +107,16 @@ def test_a_model_not_retrained_for_a_day_shows_stale(freshness_workspace):
     instance.report_runless_asset_event(AssetMaterialization(MODEL))  # the retrain came back
     retrained = instance.get_latest_materialization_event(MODEL).timestamp
     assert _freshness_hours_after(instance, workspace, retrained, 0) == FreshnessState.PASS
+
+
+def test_assets_with_an_automation_condition_are_evaluated_by_a_running_sensor(defs):
+    """Dagster's own default automation sensor starts stopped: nothing may be left to it."""
+    graph = defs.resolve_asset_graph()
+    automated = {node.key for node in graph.asset_nodes if node.automation_condition}
+    assert automated, "no asset has an automation condition"
+    sensors = [
+        s for s in defs.get_repository_def().sensor_defs if isinstance(s, AutomationConditionSensorDefinition)
+    ]
+    assert [s.name for s in sensors if s.default_status != DefaultSensorStatus.RUNNING] == []
+    covered = {key for s in sensors for key in s.asset_selection.resolve(graph)}
+    assert automated <= covered, f"automated but evaluated by no sensor: {automated - covered}"
