@@ -8,6 +8,7 @@ Domain logic lives in ``orchestration_pipelines.fraud``; this module is the Dags
 
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -26,6 +27,7 @@ from dagster import (
     DagsterEventType,
     DynamicPartitionsDefinition,
     Failure,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
@@ -92,9 +94,14 @@ SOURCE_SHA_METADATA = "source_sha256"  # materialization metadata: the content t
 # Transient DuckDB lock conflicts clear up; a rejected file or a missing model does not (Failure
 # raised with allow_retries=False skips these retries).
 _warehouse_retry = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL)
+# The nightly retrain lands about every 24 h: warn once it is an hour late, fail after a missed night.
+_nightly_retrain_freshness = FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=26), warn_window=timedelta(hours=25)
+)
 _common = {
     "key_prefix": WORKFLOW,
     "group_name": WORKFLOW,
+    "owners": ["team:fraud-ops"],
     "pool": WAREHOUSE_POOL,
     "retry_policy": _warehouse_retry,
 }
@@ -126,7 +133,12 @@ def _queue_metadata(counts: dict[str, int]) -> dict[str, MetadataValue]:
     }
 
 
-@asset(**_common, io_manager_key="warehouse_io_manager", kinds={"duckdb", "pandas"})
+@asset(
+    **_common,
+    io_manager_key="warehouse_io_manager",
+    kinds={"duckdb", "pandas"},
+    freshness_policy=_nightly_retrain_freshness,
+)
 def labelled_history(
     context: AssetExecutionContext, landing: LandingZoneResource, fraud_policy: FraudPolicyResource
 ) -> pd.DataFrame:
@@ -163,7 +175,13 @@ def labelled_history(
 
 # Model assets stay out of the warehouse pool: holding it through minutes of training would stall
 # scoring runs, and the candidate's one read of the history waits out a writer's lock with back-off.
-_model_asset = {"key_prefix": WORKFLOW, "group_name": WORKFLOW, "kinds": {"scikitlearn"}}
+_model_asset = {
+    "key_prefix": WORKFLOW,
+    "group_name": WORKFLOW,
+    "kinds": {"scikitlearn"},
+    "owners": ["team:ml-platform"],
+    "freshness_policy": _nightly_retrain_freshness,
+}
 
 
 @asset(**_model_asset, ins={"history": AssetIn(key=labelled_history.key)})
@@ -418,7 +436,7 @@ def features(
     return result
 
 
-@asset(**_batch_table)
+@asset(**_batch_table, deps=[model])  # lineage only: the model is loaded from the registry
 def scores(
     context: AssetExecutionContext,
     features: pd.DataFrame,

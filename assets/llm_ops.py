@@ -2,6 +2,7 @@
 
 Thin Dagster layer over ``orchestration_pipelines.ledger`` and ``orchestration_pipelines.shadow``;
 the budget check only warns, because the budget itself is enforced by the gateway before each call.
+The assets refresh on a cron automation condition, so the budget check runs without anyone launching it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    AutomationCondition,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -24,6 +26,17 @@ from orchestration_pipelines.shadow import compare, list_experiments
 from resources.llm import LLMGatewayResource, llm_gateway_resource
 
 USAGE_DAYS = 7
+LLM_OPS = "llm_ops"
+NO_TIER_CONFIGURED = (
+    "none configured: no LLM is called, workflows run on local models and human review "
+    "(set OP_LLM_SMALL_BASE_URL or OP_LLM_STRONG_BASE_URL to enable a tier)"
+)
+_llm_ops_asset = {
+    "key_prefix": LLM_OPS,
+    "group_name": LLM_OPS,
+    "owners": ["team:ml-platform"],
+    "automation_condition": AutomationCondition.on_cron("*/15 * * * *"),
+}
 
 
 def _markdown_table(header: list[str], rows: list[list[object]]) -> str:
@@ -34,8 +47,13 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-@asset(group_name="llm_ops", kinds={"openai", "python"})
-def llm_usage_daily(llm: LLMGatewayResource) -> MaterializeResult:
+def _tiers(llm: LLMGatewayResource) -> str:
+    """The configured tiers in fallback order, or plainly that there is none (the embedded default)."""
+    return ", ".join(f"{tier.name} ({tier.model})" for tier in llm.tiers) or NO_TIER_CONFIGURED
+
+
+@asset(**_llm_ops_asset, kinds={"openai", "python"})
+def usage_daily(llm: LLMGatewayResource) -> MaterializeResult:
     """LLM cost, tokens, calls and cache hits per workflow per day (last 7 days), against each budget."""
     ledger = llm.ledger()
     since = datetime.now(UTC).date() - timedelta(days=USAGE_DAYS - 1)
@@ -58,6 +76,7 @@ def llm_usage_daily(llm: LLMGatewayResource) -> MaterializeResult:
     total = _total(todays)
     return MaterializeResult(
         metadata={
+            "llm_tiers": _tiers(llm),
             "cost_usd_today": MetadataValue.float(round(float(total.cost_usd), 6)),
             "tokens_today": MetadataValue.int(total.input_tokens + total.output_tokens),
             "calls_today": MetadataValue.int(total.calls),
@@ -99,8 +118,8 @@ def _total(summaries: list[UsageSummary]) -> UsageSummary:
     )
 
 
-@asset_check(asset=llm_usage_daily, blocking=False)
-def llm_budget_within_limit(llm: LLMGatewayResource) -> AssetCheckResult:
+@asset_check(asset=usage_daily, blocking=False)
+def budget_within_limit(llm: LLMGatewayResource) -> AssetCheckResult:
     """Warns when a workflow has reached its daily LLM budget today (paid calls are then being refused)."""
     ledger = llm.ledger()
     exhausted = [
@@ -126,8 +145,8 @@ def llm_budget_within_limit(llm: LLMGatewayResource) -> AssetCheckResult:
     )
 
 
-@asset(group_name="llm_ops", kinds={"python"})
-def llm_shadow_comparisons(llm: LLMGatewayResource) -> MaterializeResult:
+@asset(**_llm_ops_asset, kinds={"python"})
+def shadow_comparisons(llm: LLMGatewayResource) -> MaterializeResult:
     """Every shadow experiment, candidate against active: agreement, accuracy on labelled items, cost."""
     store = llm.opstore.store()
     comparisons = [compare(store, key) for key in list_experiments(store)]
@@ -148,6 +167,7 @@ def llm_shadow_comparisons(llm: LLMGatewayResource) -> MaterializeResult:
     ]
     return MaterializeResult(
         metadata={
+            "llm_tiers": _tiers(llm),
             "experiments": MetadataValue.int(len(comparisons)),
             "comparisons": MetadataValue.md(
                 _markdown_table(
@@ -173,8 +193,8 @@ def llm_shadow_comparisons(llm: LLMGatewayResource) -> MaterializeResult:
     )
 
 
-LLM_OPS_ASSETS = [llm_usage_daily, llm_shadow_comparisons]
-LLM_OPS_CHECKS = [llm_budget_within_limit]
+LLM_OPS_ASSETS = [usage_daily, shadow_comparisons]
+LLM_OPS_CHECKS = [budget_within_limit]
 
 
 def llm_resources() -> dict[str, LLMGatewayResource]:

@@ -17,6 +17,7 @@ from resources.landing import landing_zone_resource
 from resources.models import fraud_policy_resource, model_registry_resource
 from resources.opstore import opstore_resource
 from resources.warehouse import warehouse_io_manager, warehouse_resource
+from sensors.automation import automation_condition_sensor
 from sensors.fraud import fraud_landing_sensor
 
 
@@ -39,7 +40,7 @@ def build_definitions() -> Definitions:
         asset_checks=[*FRAUD_CHECKS, no_stranded_batches, *LLM_OPS_CHECKS],
         jobs=[fraud_scoring_job, fraud_training_job, fraud_account_state_rebuild_job],
         schedules=[fraud_nightly_training],
-        sensors=[fraud_landing_sensor],
+        sensors=[fraud_landing_sensor, automation_condition_sensor],
         resources=build_resources(),
     )
 

@@ -3,25 +3,32 @@
 No ``from __future__ import annotations`` here: Dagster inspects the ``context`` annotation at runtime.
 """
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetKey,
     DagsterInstance,
     EnvVar,
     MaterializeResult,
     asset,
+    evaluate_automation_conditions,
     materialize,
 )
 from llm_fixtures import TICKET
 from llm_server import LLMTestServer
 
 from assets.llm_ops import LLM_OPS_ASSETS, LLM_OPS_CHECKS, llm_resources
+from orchestration_pipelines.definitions import build_definitions
 from orchestration_pipelines.prompt_registry import PromptRegistry
 from orchestration_pipelines.shadow import ShadowExperiment, VariantOutcome, run_shadow
 from resources.llm import LLM_POOL, LLMGatewayResource, LLMTierConfig
 from resources.opstore import OperationalStoreResource
 
+USAGE = AssetKey(["llm_ops", "usage_daily"])
+SHADOW = AssetKey(["llm_ops", "shadow_comparisons"])
 SECRET = "sk-live-do-not-leak-5d2c9a"
 
 
@@ -73,7 +80,7 @@ def test_an_asset_reports_its_llm_cost_without_leaking_the_key(server, tmp_path,
     assert metadata["llm_calls"].value == 1 and metadata["llm_cache_hits"].value == 1
     assert metadata["llm_input_tokens"].value == request.prompt_tokens
     assert metadata["llm_cost_usd"].value == pytest.approx(expected_cost, abs=1e-6)
-    daily = usage.asset_materializations_for_node("llm_usage_daily")[0].metadata
+    daily = usage.asset_materializations_for_node("llm_ops__usage_daily")[0].metadata
     assert daily["calls_today"].value == 1 and daily["cache_hit_rate_today"].value == 0.5
     assert "| support |" in daily["usage"].value
     [check] = usage.get_asset_check_evaluations()
@@ -110,9 +117,9 @@ def test_shadow_comparisons_show_in_metadata(server, tmp_path, monkeypatch):
         label_of=lambda item: item["y"],
     )
 
-    result = materialize(LLM_OPS_ASSETS, resources={"llm": resource}, selection=["llm_shadow_comparisons"])
+    result = materialize(LLM_OPS_ASSETS, resources={"llm": resource}, selection=[SHADOW])
 
-    metadata = result.asset_materializations_for_node("llm_shadow_comparisons")[0].metadata
+    metadata = result.asset_materializations_for_node("llm_ops__shadow_comparisons")[0].metadata
     assert metadata["experiments"].value == 1
     assert "| prompt:support_triage:1->2 | 1 | 0.0% | 1 | 100.0% | 0.0% |" in metadata["comparisons"].value
     assert metadata["details"].value[experiment.key]["candidate_cost_usd"] == 0.2
@@ -127,3 +134,41 @@ def test_llm_resources_come_from_the_environment(monkeypatch):
     [tier] = llm_resources()["llm"].tiers
     assert (tier.name, tier.input_price_per_1k) == ("strong", 0.0025)
     assert SECRET not in repr(tier) and tier.api_key == EnvVar("OP_LLM_STRONG_API_KEY")
+
+
+def test_metadata_says_plainly_when_no_llm_tier_is_configured(tmp_path):
+    opstore = OperationalStoreResource(url=f"sqlite:///{tmp_path / 'ops.sqlite'}")
+    resource = LLMGatewayResource(opstore=opstore)  # no tier: the embedded default
+
+    result = materialize(LLM_OPS_ASSETS, resources={"llm": resource})
+
+    for node in ("llm_ops__usage_daily", "llm_ops__shadow_comparisons"):
+        tiers = result.asset_materializations_for_node(node)[0].metadata["llm_tiers"].value
+        assert tiers.startswith("none configured") and "OP_LLM_SMALL_BASE_URL" in tiers
+
+
+def test_metadata_names_the_configured_tiers(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OP_TEST_LLM_KEY", SECRET)
+
+    result = materialize(LLM_OPS_ASSETS, resources={"llm": llm_resource(server, tmp_path)})
+
+    assert result.asset_materializations_for_node("llm_ops__usage_daily")[0].metadata["llm_tiers"].value == (
+        "small (small-model)"
+    )
+
+
+def test_llm_ops_refresh_every_15_minutes_without_a_click(data_env):
+    defs, instance = build_definitions(), DagsterInstance.ephemeral()
+    start = datetime(2026, 11, 26, 9, 1, tzinfo=UTC)
+
+    first = evaluate_automation_conditions(defs, instance, evaluation_time=start)
+    later = evaluate_automation_conditions(
+        defs, instance, evaluation_time=start + timedelta(minutes=5), cursor=first.cursor
+    )
+    due = evaluate_automation_conditions(
+        defs, instance, evaluation_time=start + timedelta(minutes=15), cursor=later.cursor
+    )
+
+    assert later.total_requested == 0  # no cron tick since the last evaluation
+    assert {key for key in (USAGE, SHADOW) if due.get_num_requested(key)} == {USAGE, SHADOW}
+    assert due.total_requested == 2  # nothing else in the code location runs on a condition
