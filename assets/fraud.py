@@ -64,7 +64,7 @@ from orchestration_pipelines.fraud.resent import apply_resent_policy, published_
 from orchestration_pipelines.fraud.scoring import decision_counts, make_decisions, score_features
 from orchestration_pipelines.fraud.tables import PUBLISHED_TABLE, STAGING_TABLE
 from orchestration_pipelines.fraud.validation import (
-    CHECK_NAMES,
+    CHECK_DESCRIPTIONS,
     validate_staged_decisions,
 )
 from orchestration_pipelines.landing import (
@@ -517,7 +517,10 @@ def decisions_staging(
 
 
 @multi_asset_check(
-    specs=[AssetCheckSpec(name, asset=decisions_staging, blocking=True) for name in CHECK_NAMES],
+    specs=[
+        AssetCheckSpec(name, asset=decisions_staging, blocking=True, description=description)
+        for name, description in CHECK_DESCRIPTIONS.items()
+    ],
     pool=WAREHOUSE_POOL,
 )
 def staged_decisions_checks(
@@ -528,7 +531,8 @@ def staged_decisions_checks(
     batch, run_id = context.partition_key, _staging_run_id(context)
     with _connection(warehouse) as con:
         staged = read_staged(con, STAGING_TABLE, batch, run_id)
-    for name, outcome in validate_staged_decisions(staged, fraud_policy.load()).items():
+        elsewhere = published_elsewhere(con, staged["transaction_id"], batch)
+    for name, outcome in validate_staged_decisions(staged, fraud_policy.load(), elsewhere).items():
         yield AssetCheckResult(
             check_name=name,
             asset_key=decisions_staging.key,

@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from orchestration_pipelines.fraud.features import compute_features
@@ -16,7 +17,7 @@ def staged(trained_builtin, small_world):
     )
     decided.insert(0, "batch_id", "b.csv")
     decided.insert(1, "run_id", "run-1")
-    return decided.merge(batch[["transaction_id", "card_id", "device_id"]], on="transaction_id")
+    return decided
 
 
 def _failed(df) -> set[str]:
@@ -54,3 +55,13 @@ def test_wrong_schema_fails_everything_and_says_why(staged):
     assert "risk_score" in outcomes["schema_matches"].description
     wrong_type = staged.assign(amount=staged["amount"].astype(str))
     assert "amount" in validate_staged_decisions(wrong_type, load_policy())["schema_matches"].description
+
+
+def test_ids_another_batch_published_fail_the_unique_check(staged):
+    """Two batches sharing ids that raced past intake together: the second one's check refuses."""
+    elsewhere = pd.DataFrame({"transaction_id": staged["transaction_id"].head(3), "batch_id": "a.csv"})
+    outcomes = validate_staged_decisions(staged, load_policy(), elsewhere)
+    unique = outcomes["unique_transaction_ids"]
+    assert not unique.passed and "already published by ['a.csv']" in unique.description
+    assert unique.metadata["published_elsewhere"] == 3
+    assert all(o.passed for n, o in outcomes.items() if n != "unique_transaction_ids")

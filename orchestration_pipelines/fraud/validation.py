@@ -35,21 +35,21 @@ DECISION_SCHEMA: dict[str, str] = {
     "policy_version": "string",
     "decided_at": "datetime",
 }
-# What the account state needs from each transaction, staged and published beside its decision.
-
 
 _KIND_TEST = {
     "string": lambda s: pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s),
     "number": pd.api.types.is_numeric_dtype,
     "datetime": pd.api.types.is_datetime64_any_dtype,
 }
-CHECK_NAMES = (
-    "schema_matches",
-    "no_missing_values",
-    "unique_transaction_ids",
-    "scores_in_range",
-    "decision_mix_within_policy",
-)
+# Each blocking check judges exactly the rows one run staged for one batch; what each one promises:
+CHECK_DESCRIPTIONS = {
+    "schema_matches": "Every column the published table promises is present with the right type.",
+    "no_missing_values": "No decision column is empty (reason codes may be).",
+    "unique_transaction_ids": "No transaction id repeats within the batch or was published by another batch.",
+    "scores_in_range": "Probabilities, percentiles, risk and confidence all lie in [0, 1].",
+    "decision_mix_within_policy": "The batch's review and block shares stay within the policy's bounds.",
+}
+CHECK_NAMES = tuple(CHECK_DESCRIPTIONS)
 
 
 @dataclass
@@ -77,7 +77,7 @@ def _nulls(df: pd.DataFrame) -> CheckOutcome:
     return CheckOutcome(True, "no missing values")
 
 
-def _unique_ids(df: pd.DataFrame) -> CheckOutcome:
+def _unique_ids(df: pd.DataFrame, published_elsewhere: pd.DataFrame | None) -> CheckOutcome:
     duplicated = df["transaction_id"].duplicated(keep=False)
     if duplicated.any():
         examples = df.loc[duplicated, "transaction_id"].drop_duplicates().head(5).tolist()
@@ -86,7 +86,17 @@ def _unique_ids(df: pd.DataFrame) -> CheckOutcome:
             f"{int(duplicated.sum())} rows share a transaction id, e.g. {examples}",
             {"duplicate_rows": int(duplicated.sum())},
         )
-    return CheckOutcome(True, "every transaction id is unique")
+    # Intake refuses ids another batch published; this catches two batches racing past intake together.
+    if published_elsewhere is not None and len(published_elsewhere):
+        examples = published_elsewhere["transaction_id"].head(5).tolist()
+        batches = sorted(published_elsewhere["batch_id"].unique())
+        return CheckOutcome(
+            False,
+            f"{len(published_elsewhere)} transaction ids were already published by {batches[:5]}, "
+            f"e.g. {examples}",
+            {"published_elsewhere": len(published_elsewhere)},
+        )
+    return CheckOutcome(True, "every transaction id is unique and new to the published table")
 
 
 def _score_range(df: pd.DataFrame) -> CheckOutcome:
@@ -121,8 +131,13 @@ def _decision_mix(df: pd.DataFrame, policy: FraudPolicy) -> CheckOutcome:
     return CheckOutcome(True, f"decision mix within policy {policy.version} bounds", metadata)
 
 
-def validate_staged_decisions(df: pd.DataFrame, policy: FraudPolicy) -> dict[str, CheckOutcome]:
-    """Every check by name; later checks are skipped (failed) when the schema itself is wrong."""
+def validate_staged_decisions(
+    df: pd.DataFrame, policy: FraudPolicy, published_elsewhere: pd.DataFrame | None = None
+) -> dict[str, CheckOutcome]:
+    """Every check by name; later checks are skipped (failed) when the schema itself is wrong.
+
+    ``published_elsewhere`` (``transaction_id``, ``batch_id``) lists the batch's ids that another batch
+    already published."""
     schema = _schema(df)
     if not schema.passed:
         skipped = CheckOutcome(False, "not evaluated: the staged table does not match the schema")
@@ -130,7 +145,7 @@ def validate_staged_decisions(df: pd.DataFrame, policy: FraudPolicy) -> dict[str
     return {
         "schema_matches": schema,
         "no_missing_values": _nulls(df),
-        "unique_transaction_ids": _unique_ids(df),
+        "unique_transaction_ids": _unique_ids(df, published_elsewhere),
         "scores_in_range": _score_range(df),
         "decision_mix_within_policy": _decision_mix(df, policy),
     }
