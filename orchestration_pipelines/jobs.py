@@ -10,6 +10,7 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS
+from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model
 
 fraud_scoring_job = define_asset_job(
     "fraud_scoring_job",
@@ -23,4 +24,18 @@ fraud_training_job = define_asset_job(
     selection=AssetSelection.assets(*FRAUD_TRAINING_ASSETS),
     executor_def=in_process_executor,
     description="Retrain the fraud model on labelled history; promote it only if it is not worse.",
+)
+
+maintenance_daily_job = define_asset_job(
+    "maintenance_daily_job",
+    selection=AssetSelection.assets(*MAINTENANCE_DAILY_ASSETS),
+    executor_def=in_process_executor,
+    description="One plant day: readings, features, anomaly scores, staged alerts, check, work orders.",
+)
+
+maintenance_training_job = define_asset_job(
+    "maintenance_training_job",
+    selection=AssetSelection.assets(anomaly_model),
+    executor_def=in_process_executor,
+    description="Train the per-type anomaly models on healthy maintenance history and promote them.",
 )

@@ -84,14 +84,15 @@ def test_evidence_and_episodes_carry_across_days_like_one_stretch():
 
 def test_an_open_work_order_suppresses_a_new_episode_without_losing_it():
     p = policy()
-    alerts, _ = _track([p.high_score * 2] * 10, open_work_orders={"PU-001"})
+    earlier = START - pd.Timedelta(hours=3)
+    alerts, _ = _track([p.high_score * 2] * 10, open_work_orders={"PU-001": earlier})
     assert alerts["status"].tolist() == [SUPPRESSED]
     assert alerts["downtime_start"].isna().all()
     other, _ = track_alerts(
         _windows([p.high_score * 2] * 10, machine_id="PU-002"),
         small_plant().plant,
         p,
-        open_work_orders={"PU-001"},
+        open_work_orders={"PU-001": earlier},
     )
     assert other["status"].tolist() == [WORK_ORDER]
 
@@ -106,3 +107,12 @@ def test_weak_evidence_goes_to_review_and_escalates_once_when_it_grows():
     assert alerts["episode_id"].nunique() == 1
     assert alerts["confidence"].is_monotonic_increasing
     assert alerts.iloc[0]["downtime_start"] is pd.NaT or pd.isna(alerts.iloc[0]["downtime_start"])
+
+
+def test_a_rerun_is_not_suppressed_by_the_work_orders_of_its_own_or_later_episodes():
+    p = policy()
+    scores = [p.high_score * 2] * 10
+    first, _ = _track(scores)
+    own = first.iloc[0]["alerted_at"]
+    assert _track(scores, open_work_orders={"PU-001": own})[0].equals(first)
+    assert _track(scores, open_work_orders={"PU-001": own + pd.Timedelta(days=1)})[0].equals(first)

@@ -61,7 +61,7 @@ def test_work_orders_stay_open_until_maintenance_ends_or_inspection_passes():
     events = pd.DataFrame(
         {"machine_id": ["B"], "timestamp": [_t(3)], "event": ["maintenance_end"], "code": ["repair"]}
     )
-    assert open_work_orders(proposals, events, _t(5), pd.Timedelta(hours=48)) == {"A"}
+    assert open_work_orders(proposals, events, _t(5), pd.Timedelta(hours=48)) == {"A": _t(1)}
 
 
 def test_replaying_the_small_plant_day_by_day_catches_its_failures_with_fewer_false_alarms_than_naive():

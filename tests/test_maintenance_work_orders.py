@@ -8,6 +8,7 @@ from webhook_server import FlakyReceiver
 from orchestration_pipelines.maintenance.work_orders import DeliveryFailed, MaintenanceSystem, Notifier
 from orchestration_pipelines.opstore import OpStore
 
+AT = "2026-11-23T10:00:00+00:00"
 PAYLOAD = {"machine_id": "PU-001", "confidence": 0.9, "downtime_start": "2026-11-24T06:00:00+00:00"}
 
 
@@ -25,10 +26,10 @@ def _system(store, url, attempts=5):
 def test_a_receiver_that_fails_for_a_while_gets_exactly_one_work_order(store):
     with FlakyReceiver(failures=3) as receiver:
         first = _system(store, receiver.url).open_work_order(
-            "PU-001:20261123T1000", "PU-001", "fluids", PAYLOAD, "r1"
+            "PU-001:20261123T1000", "PU-001", "fluids", AT, PAYLOAD, "r1"
         )
         again = _system(store, receiver.url).open_work_order(
-            "PU-001:20261123T1000", "PU-001", "fluids", PAYLOAD, "r2"
+            "PU-001:20261123T1000", "PU-001", "fluids", AT, PAYLOAD, "r2"
         )
     assert (first.created, first.delivered, first.attempts) == (True, True, 4)
     assert (again.created, again.delivered, again.attempts) == (False, True, 0)  # a re-run sends nothing
@@ -48,12 +49,16 @@ def test_a_receiver_down_longer_than_the_retries_leaves_the_order_pending_then_i
     key = "CO-001:20261123T0800"
     with FlakyReceiver(failures=10) as receiver:
         with pytest.raises(DeliveryFailed, match="after 3 attempts: HTTP 503"):
-            _system(store, receiver.url, attempts=3).open_work_order(key, "CO-001", "fluids", PAYLOAD, "r1")
+            _system(store, receiver.url, attempts=3).open_work_order(
+                key, "CO-001", "fluids", AT, PAYLOAD, "r1"
+            )
         (row,) = _system(store, None).work_orders()
         assert (row["delivery"], row["delivery_attempts"]) == ("pending", 3)
         assert "503" in row["last_error"]
         receiver.failures = 0  # recovers
-        retry = _system(store, receiver.url).open_work_order(key, "CO-001", "fluids", {"changed": True}, "r2")
+        retry = _system(store, receiver.url).open_work_order(
+            key, "CO-001", "fluids", AT, {"changed": True}, "r2"
+        )
     assert (retry.created, retry.delivered) == (False, True)
     assert list(receiver.accepted) == [key]
     assert receiver.accepted[key]["confidence"] == 0.9  # the recorded order, not the second caller's
@@ -67,13 +72,13 @@ def test_an_unreachable_webhook_and_a_refusing_one_fail_clearly(store, tmp_path)
         closed_port = probe.getsockname()[1]
     with pytest.raises(DeliveryFailed, match="URLError"):
         _system(store, f"http://127.0.0.1:{closed_port}/x", attempts=2).open_work_order(
-            "A:1", "A", "t", PAYLOAD, None
+            "A:1", "A", "t", AT, PAYLOAD, None
         )
     with (
         FlakyReceiver(failures=1, fail_status=400) as receiver,
         pytest.raises(DeliveryFailed, match="refused"),
     ):
-        _system(store, receiver.url).open_work_order("B:1", "B", "t", PAYLOAD, None)
+        _system(store, receiver.url).open_work_order("B:1", "B", "t", AT, PAYLOAD, None)
     assert len(receiver.requests) == 1  # a 400 is not retried
 
 
@@ -83,7 +88,7 @@ def test_racing_runs_for_one_episode_create_one_row(store):
         with ThreadPoolExecutor(4) as pool:
             results = list(
                 pool.map(
-                    lambda _: system.open_work_order("SP-002:1", "SP-002", "machining", PAYLOAD, None),
+                    lambda _: system.open_work_order("SP-002:1", "SP-002", "machining", AT, PAYLOAD, None),
                     range(4),
                 )
             )
@@ -92,13 +97,14 @@ def test_racing_runs_for_one_episode_create_one_row(store):
     assert list(receiver.accepted) == ["SP-002:1"]
 
 
-def test_open_machines_drive_suppression_until_closed(store):
+def test_open_orders_drive_suppression_until_closed(store):
     system = _system(store, None)
-    system.open_work_order("PU-001:1", "PU-001", "fluids", PAYLOAD, None)
-    system.open_work_order("PU-002:1", "PU-002", "fluids", PAYLOAD, None)
-    assert system.open_machines() == {"PU-001", "PU-002"}
+    system.open_work_order("PU-001:1", "PU-001", "fluids", AT, PAYLOAD, None)
+    system.open_work_order("PU-002:1", "PU-002", "fluids", AT, PAYLOAD, None)
+    system.open_work_order("PU-002:2", "PU-002", "fluids", "2026-11-22T08:00:00+00:00", PAYLOAD, None)
+    assert system.open_orders() == {"PU-001": AT, "PU-002": "2026-11-22T08:00:00+00:00"}
     system.close_work_order("PU-001:1")
-    assert system.open_machines() == {"PU-002"}
+    assert system.open_orders() == {"PU-002": "2026-11-22T08:00:00+00:00"}
     assert json.loads(system.work_orders()[0]["payload"]) == PAYLOAD
 
 

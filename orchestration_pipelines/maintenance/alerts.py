@@ -9,13 +9,15 @@ Per machine, a small state machine walks the scored windows in time order:
   ``high_score``, on a log scale); at or above ``work_order_confidence`` the alert proposes a work order
   in the next downtime window, below it goes to human review; an episode that starts in review and
   later becomes confident is escalated once;
-* while the machine has an open work order, a new episode is recorded as suppressed, nothing is sent.
+* while the machine has a work order opened before the episode starts, the episode is recorded as
+  suppressed and nothing is sent (a re-run of a day is not suppressed by the orders it opened itself).
 
 The per-machine state is a small table handed from one day to the next.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -59,7 +61,11 @@ def confidence(scores: list[float], policy: MaintenancePolicy) -> float:
 def _states(previous: pd.DataFrame | None) -> dict[str, MachineState]:
     if previous is None or previous.empty:
         return {}
-    return {row["machine_id"]: MachineState(**row) for row in previous.fillna("").to_dict("records")}
+    records = previous.fillna({"evidence": "", "episode_id": "", "episode_status": ""}).to_dict("records")
+    return {
+        row["machine_id"]: MachineState(**{**row, "calm_windows": int(row["calm_windows"])})
+        for row in records
+    }
 
 
 def track_alerts(
@@ -67,12 +73,14 @@ def track_alerts(
     plant: PlantConfig,
     policy: MaintenancePolicy,
     state: pd.DataFrame | None = None,
-    open_work_orders: set[str] | frozenset[str] = frozenset(),
+    open_work_orders: Mapping[str, pd.Timestamp] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(alerts raised in ``scored``'s windows, the state to pass with the next day's windows).
 
-    ``scored`` holds machine_id, window_start, anomaly_score (NaN = not scorable: skipped).
+    ``scored`` holds machine_id, window_start, anomaly_score (NaN = not scorable: skipped);
+    ``open_work_orders`` maps a machine to the alert time of its earliest open work order.
     """
+    open_work_orders = open_work_orders or {}
     states = _states(state)
     alerts = []
     ordered = scored.sort_values(["machine_id", "window_start"], kind="stable")
@@ -84,7 +92,9 @@ def track_alerts(
             if np.isnan(score):
                 continue
             alerted_at = window_start + policy.window
-            alert = _step(current, float(score), alerted_at, policy, machine_id in open_work_orders)
+            open_since = open_work_orders.get(machine_id)
+            suppress = open_since is not None and open_since < alerted_at
+            alert = _step(current, float(score), alerted_at, policy, suppress)
             if alert:
                 alerts.append(_alert_row(plant, policy, current, alert, float(score), top_sensor, alerted_at))
     next_state = pd.DataFrame(

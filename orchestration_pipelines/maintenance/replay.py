@@ -57,12 +57,13 @@ def history_features(
 
 def open_work_orders(
     proposals: pd.DataFrame, events: pd.DataFrame, at: pd.Timestamp, inspection: pd.Timedelta
-) -> set[str]:
-    """Machines with a work order (machine_id, alerted_at) proposed before ``at`` and not yet closed."""
+) -> dict[str, pd.Timestamp]:
+    """Machine -> alert time of its earliest work order proposed before ``at`` and not yet closed."""
     recent = proposals[(proposals["alerted_at"] <= at) & (proposals["alerted_at"] > at - inspection)]
     ends = events[(events["event"] == "maintenance_end") & (events["timestamp"] <= at)]
     last_end = recent["machine_id"].map(ends.groupby("machine_id")["timestamp"].max())
-    return set(recent.loc[last_end.isna() | (recent["alerted_at"] > last_end), "machine_id"])
+    still_open = recent[last_end.isna() | (recent["alerted_at"] > last_end)]
+    return still_open.groupby("machine_id")["alerted_at"].min().to_dict()
 
 
 def naive_evaluation(

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS maintenance_work_orders (
     work_order_key TEXT PRIMARY KEY,
     machine_id TEXT NOT NULL,
     team TEXT NOT NULL,
+    alerted_at TEXT NOT NULL,
     status TEXT NOT NULL,
     payload TEXT NOT NULL,
     created_at TEXT NOT NULL,
@@ -139,7 +140,7 @@ class MaintenanceSystem(_WebhookOutbox):
     ddl, table, key_column = _WORK_ORDERS_DDL, "maintenance_work_orders", "work_order_key"
 
     def open_work_order(
-        self, key: str, machine_id: str, team: str, payload: dict, run_id: str | None
+        self, key: str, machine_id: str, team: str, alerted_at: str, payload: dict, run_id: str | None
     ) -> Delivery:
         """Record the order under ``key`` (once) and deliver it (until delivered once)."""
         with self.store.transaction(exclusive=True) as cur:  # read-then-insert: one writer at a time
@@ -147,11 +148,12 @@ class MaintenanceSystem(_WebhookOutbox):
                 "SELECT delivery, payload FROM maintenance_work_orders WHERE work_order_key = ?", (key,)
             ).fetchone()
             created = existing is None and cur.execute(
-                "INSERT INTO maintenance_work_orders (work_order_key, machine_id, team, status, payload, "
-                "created_at, run_id, delivery, delivery_attempts) VALUES (?, ?, ?, 'open', ?, ?, ?, ?, 0) "
+                "INSERT INTO maintenance_work_orders (work_order_key, machine_id, team, alerted_at, status, "
+                "payload, created_at, run_id, delivery, delivery_attempts) "
+                "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, 0) "
                 "ON CONFLICT (work_order_key) DO NOTHING RETURNING work_order_key",
-                (key, machine_id, team, json.dumps(payload, sort_keys=True, default=str), _now(), run_id,
-                 "pending" if self.webhook_url else "not_configured"),
+                (key, machine_id, team, alerted_at, json.dumps(payload, sort_keys=True, default=str), _now(),
+                 run_id, "pending" if self.webhook_url else "not_configured"),
             ).fetchone() is not None  # fmt: skip
         if existing is not None and existing[0] == "delivered":
             return Delivery(key, created=False, delivered=True, attempts=0)
@@ -161,19 +163,22 @@ class MaintenanceSystem(_WebhookOutbox):
         used = self._deliver(key, {"work_order_key": key, **stored})
         return Delivery(key, created=created, delivered=True, attempts=used)
 
-    def open_machines(self) -> set[str]:
-        """Machines with an open work order: new alert episodes for them are suppressed."""
+    def open_orders(self) -> dict[str, str]:
+        """Machine -> alert time (ISO 8601) of its earliest open work order, for suppression."""
         with self.store.transaction() as cur:
-            cur.execute("SELECT DISTINCT machine_id FROM maintenance_work_orders WHERE status = 'open'")
-            return {row[0] for row in cur.fetchall()}
+            cur.execute(
+                "SELECT machine_id, min(alerted_at) FROM maintenance_work_orders WHERE status = 'open' "
+                "GROUP BY machine_id"
+            )
+            return dict(cur.fetchall())
 
     def close_work_order(self, key: str) -> None:
         with self.store.transaction() as cur:
             cur.execute(f"UPDATE {self.table} SET status = 'closed' WHERE {self.key_column} = ?", (key,))
 
     def work_orders(self) -> list[dict[str, Any]]:
-        names = ["work_order_key", "machine_id", "team", "status", "payload", "run_id", "delivery",
-                 "delivery_attempts", "last_error"]  # fmt: skip
+        names = ["work_order_key", "machine_id", "team", "alerted_at", "status", "payload", "run_id",
+                 "delivery", "delivery_attempts", "last_error"]  # fmt: skip
         with self.store.transaction() as cur:
             cur.execute(f"SELECT {', '.join(names)} FROM maintenance_work_orders ORDER BY work_order_key")
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
