@@ -13,13 +13,14 @@ from orchestration_pipelines.jobs import (
     maintenance_daily_job,
     maintenance_training_job,
 )
-from orchestration_pipelines.schedules import fraud_nightly_training
+from orchestration_pipelines.schedules import fraud_nightly_training, maintenance_daily
 from resources.landing import landing_zone_resource
 from resources.maintenance import maintenance_resources
 from resources.models import fraud_policy_resource, model_registry_resource
 from resources.opstore import opstore_resource
 from resources.warehouse import warehouse_io_manager, warehouse_resource
 from sensors.fraud import fraud_landing_sensor
+from sensors.maintenance import maintenance_landing_sensor
 
 
 def build_resources() -> dict:
@@ -41,8 +42,8 @@ def build_definitions() -> Definitions:
         assets=[*FRAUD_ASSETS, *LLM_OPS_ASSETS, *MAINTENANCE_ASSETS],
         asset_checks=[*FRAUD_CHECKS, *LLM_OPS_CHECKS, *MAINTENANCE_CHECKS],
         jobs=[fraud_scoring_job, fraud_training_job, maintenance_daily_job, maintenance_training_job],
-        schedules=[fraud_nightly_training],
-        sensors=[fraud_landing_sensor],
+        schedules=[fraud_nightly_training, maintenance_daily],
+        sensors=[fraud_landing_sensor, maintenance_landing_sensor],
         resources=build_resources(),
     )
 

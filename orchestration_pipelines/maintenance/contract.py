@@ -9,6 +9,7 @@ without the key columns is rejected as a whole.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -187,3 +188,19 @@ def check_readings(raw: pd.DataFrame, plant: PlantConfig) -> ReadingsCheck:
     if rejected:
         check.rejected = pd.concat(rejected, ignore_index=True)[REJECTED_COLUMNS]
     return check
+
+
+def days_in_file(path: Path) -> list[str]:
+    """The UTC days (YYYY-MM-DD) a readings file covers, reading only its timestamp column.
+
+    Raises ``ValueError`` when the file has no readable timestamp column; the daily run quarantines it.
+    """
+    try:
+        if path.suffix == ".parquet":
+            stamps = pd.read_parquet(path, columns=["timestamp"])["timestamp"]
+        else:
+            stamps = pd.read_csv(path, usecols=["timestamp"], dtype=str)["timestamp"]
+    except Exception as exc:  # any reader error means the same: the days cannot be known from the file
+        raise ValueError(f"{path.name}: no readable timestamp column ({exc})") from exc
+    parsed = pd.to_datetime(stamps, utc=True, errors="coerce", format="ISO8601").dropna()
+    return sorted(parsed.dt.strftime("%Y-%m-%d").unique())
