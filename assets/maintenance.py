@@ -42,6 +42,7 @@ from orchestration_pipelines.landing import (
 )
 from orchestration_pipelines.maintenance.alerts import HUMAN_REVIEW, SUPPRESSED, WORK_ORDER, track_alerts
 from orchestration_pipelines.maintenance.anomaly import (
+    MODEL_NAME,
     degrading_windows,
     evaluate_scores,
     score_features,
@@ -60,7 +61,6 @@ from resources.opstore import OperationalStoreResource
 from resources.warehouse import WAREHOUSE_POOL
 
 WORKFLOW = "maintenance"
-MODEL_NAME = "maintenance_anomaly"
 maintenance_days = DailyPartitionsDefinition(start_date="2026-01-01")
 _retry = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL)
 _common = {"key_prefix": WORKFLOW, "group_name": WORKFLOW, "owners": ["team:maintenance-engineering"]}
@@ -401,9 +401,11 @@ def staged_alerts_valid(
         ),
         "unknown status": int((~staged["status"].isin([WORK_ORDER, HUMAN_REVIEW, SUPPRESSED])).sum()),
         "confidence outside [0, 1]": int((~staged["confidence"].between(0, 1)).sum()),
-        "work order without downtime": int(
+        "work order without downtime in a plant with a calendar": int(
             ((staged["status"] == WORK_ORDER) & staged["downtime_start"].isna()).sum()
-        ),
+        )
+        if plant.downtime_windows
+        else 0,
         "unknown machine": int((~staged["machine_id"].isin(list(plant.machines))).sum()),
         "repeated episode and status": int(staged.duplicated(["episode_id", "status"]).sum()),
     }
@@ -412,6 +414,14 @@ def staged_alerts_valid(
         passed=not failed,
         description="; ".join(f"{n} {name}" for name, n in failed.items()) or f"{len(staged)} alerts valid",
         metadata={"alerts_checked": len(staged), "run_id": context.run.run_id},
+    )
+
+
+def _when(downtime_start: pd.Timestamp) -> str:
+    return (
+        "none in the calendar, schedule by hand"
+        if pd.isna(downtime_start)
+        else f"{downtime_start:%a %d %b %H:%M}"
     )
 
 
@@ -492,7 +502,7 @@ def work_orders(
             alert.team,
             f"Work order for {alert.machine_id}",
             f"{alert.top_sensor} departs from its healthy level since {alert.alerted_at:%Y-%m-%d %H:%M} UTC "
-            f"(confidence {alert.confidence:.2f}); downtime proposed {alert.downtime_start:%a %d %b %H:%M}.",
+            f"(confidence {alert.confidence:.2f}); downtime proposed: {_when(alert.downtime_start)}.",
         )
         opened.append(
             {

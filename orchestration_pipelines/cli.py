@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from orchestration_pipelines.maintenance import cli as maintenance_cli
 from orchestration_pipelines.settings import paths
 
 
@@ -125,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--features", help="comma-separated feature columns (default: every numeric column)")
     train.add_argument("--promote", action="store_true", help="make this version the one scoring uses")
     train.set_defaults(func=cmd_train)
+
+    maintenance_cli.add_parser(sub)
     return parser
 
 

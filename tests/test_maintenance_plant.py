@@ -67,6 +67,7 @@ machines: {C-1: capper}
     assert plant.sensor_names == ["torque"]
     assert plant.reading_interval == pd.Timedelta(seconds=10)
     assert plant.downtime_windows == ()
+    assert all(pd.isna(t) for t in plant.next_downtime(pd.Timestamp("2026-11-23T12:00Z")))
 
 
 def test_policy_loads_and_rejects_inverted_hysteresis(tmp_path):

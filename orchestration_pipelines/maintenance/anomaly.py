@@ -21,6 +21,7 @@ from orchestration_pipelines.maintenance.features import feature_columns
 from orchestration_pipelines.maintenance.plant import PlantConfig
 from orchestration_pipelines.maintenance.policy import MaintenancePolicy
 
+MODEL_NAME = "maintenance_anomaly"  # in the model registry
 MIN_TRAINING_WINDOWS = 50
 
 

@@ -70,7 +70,8 @@ class PlantConfig:
         return replace(self, machines=dict(machines))
 
     def next_downtime(self, after: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """(start, end) of the first calendar window starting at or after ``after`` (UTC)."""
+        """(start, end) of the first calendar window starting at or after ``after`` (UTC); (NaT, NaT)
+        when the plant has no calendar (the work order is then scheduled by hand)."""
         after = pd.Timestamp(after)
         day = after.normalize()
         candidates = []
@@ -80,7 +81,7 @@ class PlantConfig:
             if start < after:
                 start += pd.Timedelta(days=7)
             candidates.append((start, start + window.duration))
-        return min(candidates)
+        return min(candidates, default=(pd.NaT, pd.NaT))
 
 
 def _parse(raw: dict, text: str) -> PlantConfig:
