@@ -353,6 +353,13 @@ def alerts(
         ).df()
         scored["window_start"] = pd.to_datetime(scored["window_start"], utc=True)
         state = _read(con, "alert_state", "day = ?", [previous], columns="* EXCLUDE (day)")
+        previous_readings = _read(con, "readings", "day = ?", [previous], columns="count(*) AS n")
+        if state is None and previous_readings is not None and previous_readings["n"].item():
+            raise Failure(
+                f"{previous} has readings but no alert state yet: its alerts must run first, or today's "
+                "evidence would silently start fresh. Run the days in order (see README, backfills).",
+                allow_retries=False,
+            )
         raised, next_state = track_alerts(
             scored, plant, policy, state, {m: pd.Timestamp(t) for m, t in open_orders.items()}
         )

@@ -176,3 +176,23 @@ def test_the_check_judges_only_this_run_and_this_day(data_env, plant_files):
     published = _query(data_env, "SELECT DISTINCT status, run_id FROM maintenance.alerts")
     assert "bogus" not in set(published["status"]) and set(published["run_id"]) == {second.run_id}
     assert SMALL.interval == "5min"
+
+
+def test_a_day_whose_previous_day_was_not_alerted_fails_instead_of_forgetting_evidence(data_env, plant_files):
+    from assets.maintenance import readings
+
+    with instance_for_test() as instance:
+        resources = _resources(plant_files, None)
+        assert materialize([anomaly_model], resources=resources, instance=instance).success
+        assert materialize([readings], partition_key=DAYS[0], resources=resources, instance=instance).success
+        out_of_order = materialize(
+            [*MAINTENANCE_DAILY_ASSETS, staged_alerts_valid],
+            partition_key=DAYS[1],
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not out_of_order.success
+        failure = next(e for e in out_of_order.all_events if e.is_step_failure)
+        assert "2026-11-07 has readings but no alert state yet" in failure.step_failure_data.error.message
+        assert instance.get_latest_materialization_event(AssetKey(["maintenance", "work_orders"])) is None
