@@ -91,7 +91,15 @@ def _metadata(instance, name: str, partition: str) -> dict:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-def test_days_run_in_order_carry_state_and_open_each_work_order_once(data_env, plant_files):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def opstore_backend(request, data_env, monkeypatch):
+    """The operational store (work orders, notifications, audit) on SQLite, then on PostgreSQL."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("OP_OPSTORE_URL", request.getfixturevalue("postgres_database")["url"])
+    return request.param
+
+
+def test_days_run_in_order_carry_state_and_open_each_work_order_once(data_env, plant_files, opstore_backend):
     with instance_for_test() as instance, FlakyReceiver(failures=2) as receiver:
         resources = _resources(plant_files, receiver.url)
         assert materialize([anomaly_model], resources=resources, instance=instance).success
