@@ -54,6 +54,14 @@ def _examples(values: pd.Series, limit: int = 5) -> list[str]:
     return [str(v) for v in values.drop_duplicates().head(limit).tolist()]
 
 
+def _stripped_ids(ids: pd.Series) -> pd.Series:
+    """Machine ids as text without surrounding blanks; each distinct id is converted once (fast on
+    millions of readings from a few thousand machines)."""
+    codes, uniques = pd.factorize(ids)
+    text = pd.Index(uniques).astype(str).str.strip().to_numpy(dtype=object)
+    return pd.Series(np.where(codes >= 0, text[np.maximum(codes, 0)], None), index=ids.index, dtype=object)
+
+
 def _rejections(raw: pd.DataFrame, mask: pd.Series, column: str | None, reason: str) -> pd.DataFrame:
     rows = raw.loc[mask]
     return pd.DataFrame(
@@ -99,7 +107,7 @@ def check_readings(raw: pd.DataFrame, plant: PlantConfig) -> ReadingsCheck:
             "absent_sensor", f"declared sensors absent from the file (all missing): {absent}", len(absent)
         )
 
-    df = pd.DataFrame({"machine_id": raw["machine_id"].astype("string").str.strip()})
+    df = pd.DataFrame({"machine_id": _stripped_ids(raw["machine_id"])})
     parsed = pd.to_datetime(raw["timestamp"], utc=True, errors="coerce", format="ISO8601")
     df["timestamp"] = parsed
     keep = pd.Series(True, index=raw.index)
@@ -115,7 +123,7 @@ def check_readings(raw: pd.DataFrame, plant: PlantConfig) -> ReadingsCheck:
         rejected.append(_rejections(raw, bad_time, None, "unparsable_timestamp"))
         keep &= ~bad_time
 
-    unknown = ~df["machine_id"].isin(list(plant.machines)).fillna(False).astype(bool) & keep
+    unknown = ~df["machine_id"].isin(list(plant.machines)) & keep
     if unknown.any():
         check.add(
             "unknown_machine",
@@ -131,7 +139,9 @@ def check_readings(raw: pd.DataFrame, plant: PlantConfig) -> ReadingsCheck:
             df[column] = np.nan
             continue
         values = pd.to_numeric(raw[column], errors="coerce")
-        unparsable = values.isna() & raw[column].notna() & (raw[column].astype(str).str.strip() != "")
+        unparsable = values.isna() & raw[column].notna()
+        if unparsable.any():  # blank text is a missing value, not an unparsable one
+            unparsable[unparsable] = raw.loc[unparsable, column].astype(str).str.strip() != ""
         non_finite = ~np.isfinite(values) & values.notna()
         spec = plant.sensors[column]
         impossible = (values < spec.min) | (values > spec.max) | non_finite
