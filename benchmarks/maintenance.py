@@ -119,6 +119,7 @@ def _performance(machines: int, days: int) -> int:
         f"  total {total:.1f} s, {rows / total:,.0f} readings/s, "
         f"peak memory {peak_gb:.2f} GB (simulation included)"
     )
+    print("  per day (s):", " ".join(f"{s:.2f}" for s in day_seconds))
     print(f"  per day: first days {sum(first) / len(first):.2f} s, last days {sum(last) / len(last):.2f} s")
     checks = {"under 60 s": total < 60, "under 4 GB": peak_gb < 4}
     for name, met in checks.items():
