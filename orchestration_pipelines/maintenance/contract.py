@@ -141,7 +141,8 @@ def check_readings(raw: pd.DataFrame, plant: PlantConfig) -> ReadingsCheck:
         values = pd.to_numeric(raw[column], errors="coerce")
         unparsable = values.isna() & raw[column].notna()
         if unparsable.any():  # blank text is a missing value, not an unparsable one
-            unparsable[unparsable] = raw.loc[unparsable, column].astype(str).str.strip() != ""
+            text = raw.loc[unparsable, column].astype(str).str.strip()
+            unparsable[unparsable] = (text != "").to_numpy(dtype=bool)
         non_finite = ~np.isfinite(values) & values.notna()
         spec = plant.sensors[column]
         impossible = (values < spec.min) | (values > spec.max) | non_finite
