@@ -443,6 +443,7 @@ def work_orders(
     maintenance_config: MaintenanceConfigResource,
     maintenance_system: MaintenanceSystemResource,
     notifier: NotifierResource,
+    opstore: OperationalStoreResource,
     warehouse: DuckDBResource,
 ) -> MaterializeResult:
     """Publishes the checked alerts of this day and run, opens a work order with evidence for each
@@ -504,6 +505,15 @@ def work_orders(
             payload,
             context.run.run_id,
         )
+        if delivery.created:
+            append_audit_event(
+                opstore.store(),
+                workflow=WORKFLOW,
+                event="work_order_opened",
+                subject=alert.episode_id,
+                details=payload,
+                run_id=context.run.run_id,
+            )
         team_notifier.notify(
             alert.episode_id,
             alert.team,
@@ -521,6 +531,15 @@ def work_orders(
             }
         )
         plots.setdefault("evidence", _evidence_md(png, alert.episode_id))
+    counts = published["status"].value_counts().to_dict()
+    append_audit_event(
+        opstore.store(),
+        workflow=WORKFLOW,
+        event="alerts_published",
+        subject=context.partition_key,
+        details={"statuses": counts, "policy_version": policy.version},
+        run_id=context.run.run_id,
+    )
     return MaterializeResult(
         metadata={
             "alerts_published": MetadataValue.int(len(published)),

@@ -11,6 +11,7 @@ from maintenance_helpers import SMALL, TRAIN_UNTIL, small_plant
 from webhook_server import FlakyReceiver
 
 from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model, staged_alerts_valid
+from orchestration_pipelines.audit import read_audit_log
 from orchestration_pipelines.definitions import build_resources
 from orchestration_pipelines.maintenance.alerts import HUMAN_REVIEW, WORK_ORDER
 from orchestration_pipelines.maintenance.work_orders import MaintenanceSystem
@@ -133,6 +134,10 @@ def test_days_run_in_order_carry_state_and_open_each_work_order_once(data_env, p
     keys = [o["work_order_key"] for o in orders]
     assert len(keys) == len(set(keys)) == (alerts["status"] == WORK_ORDER).sum()
     assert all(o["delivery"] == "delivered" for o in orders)
+    audit = read_audit_log(OpStore(os.environ["OP_OPSTORE_URL"]), "maintenance")
+    assert sorted(e.subject for e in audit if e.event == "work_order_opened") == sorted(keys)  # once each
+    assert [e.subject for e in audit if e.event == "alerts_published"] == [*DAYS, DAYS[1]]
+    assert [e.event for e in audit].count("file_quarantined") == 1
     assert set(receiver.accepted) >= set(keys)  # every order reached the system (notifications share it)
     payload = json.loads(orders[0]["payload"])
     assert (data_env / "evidence" / "maintenance").exists()
