@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from orchestration_pipelines.maintenance import cli as maintenance_cli
 from orchestration_pipelines.settings import paths
 
 
@@ -234,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="deliver pending records, then check the hash chain and compare it with the anchors in "
         "the fraud/decisions and fraud/model materializations of the Dagster instance (DAGSTER_HOME)",
     ).set_defaults(func=cmd_audit)
+
+    maintenance_cli.add_parser(sub)
     return parser
 
 

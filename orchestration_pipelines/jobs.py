@@ -11,6 +11,7 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, account_state
 from assets.fraud_lifecycle import no_stranded_batches
+from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model
 
 fraud_scoring_job = define_asset_job(
     "fraud_scoring_job",
@@ -33,4 +34,18 @@ fraud_account_state_rebuild_job = define_asset_job(
     selection=AssetSelection.assets(account_state),
     executor_def=in_process_executor,
     description="Rebuild the fraud account state from labelled history and published decisions.",
+)
+
+maintenance_daily_job = define_asset_job(
+    "maintenance_daily_job",
+    selection=AssetSelection.assets(*MAINTENANCE_DAILY_ASSETS),
+    executor_def=in_process_executor,
+    description="One plant day: readings, features, anomaly scores, staged alerts, check, work orders.",
+)
+
+maintenance_training_job = define_asset_job(
+    "maintenance_training_job",
+    selection=AssetSelection.assets(anomaly_model),
+    executor_def=in_process_executor,
+    description="Train the per-type anomaly models on healthy maintenance history and promote them.",
 )

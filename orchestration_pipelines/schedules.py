@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import DefaultScheduleStatus, ScheduleDefinition
+from dagster import DefaultScheduleStatus, ScheduleDefinition, build_schedule_from_partitioned_job
 
-from orchestration_pipelines.jobs import fraud_training_job
+from orchestration_pipelines.jobs import fraud_training_job, maintenance_daily_job
 
 fraud_nightly_training = ScheduleDefinition(
     name="fraud_nightly_training",
@@ -13,4 +13,13 @@ fraud_nightly_training = ScheduleDefinition(
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description="Retrain the fraud model every night at 02:00 UTC on the latest labelled history.",
+)
+
+maintenance_daily = build_schedule_from_partitioned_job(
+    maintenance_daily_job,
+    name="maintenance_daily",
+    hour_of_day=0,
+    minute_of_hour=30,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Runs each plant day at 00:30 UTC, once the day is complete.",
 )

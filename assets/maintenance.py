@@ -1,0 +1,557 @@
+"""Predictive-maintenance assets, one daily partition per UTC day.
+
+``readings -> features -> anomaly_scores -> alerts --(blocking check)--> work_orders``, and the model
+``anomaly_model`` trained on healthy history. Features and alerts carry a bounded state from the
+previous day (the last windows, the per-machine alert state), so each depends on its own previous
+partition and backfills run day after day. Alerts are staged with the run id; the check judges exactly
+this day's and this run's rows, and ``work_orders`` publishes those rows, opens work orders through the
+maintenance system (idempotent per machine and episode) and notifies the owning team.
+Domain logic lives in ``orchestration_pipelines.maintenance``; this module is the Dagster wiring.
+"""
+
+import base64
+import re
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    Backoff,
+    DailyPartitionsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    TimeWindowPartitionMapping,
+    asset,
+    asset_check,
+)
+from dagster_duckdb import DuckDBResource
+
+from orchestration_pipelines.audit import append_audit_event
+from orchestration_pipelines.landing import (
+    UnreadableFile,
+    quarantine_file,
+    read_table_file,
+    scan_landing,
+)
+from orchestration_pipelines.maintenance.alerts import HUMAN_REVIEW, SUPPRESSED, WORK_ORDER, track_alerts
+from orchestration_pipelines.maintenance.anomaly import (
+    MODEL_NAME,
+    degrading_windows,
+    evaluate_scores,
+    score_features,
+    train_models,
+)
+from orchestration_pipelines.maintenance.contract import ReadingsFileRejected, check_readings
+from orchestration_pipelines.maintenance.evidence import evidence_png
+from orchestration_pipelines.maintenance.features import day_features, maintenance_windows, median_column
+from orchestration_pipelines.maintenance.replay import history_features
+from orchestration_pipelines.model_registry import ModelNotFound
+from orchestration_pipelines.reporting import markdown_table
+from resources.landing import LandingZoneResource
+from resources.maintenance import MaintenanceConfigResource, MaintenanceSystemResource, NotifierResource
+from resources.models import ModelRegistryResource
+from resources.opstore import OperationalStoreResource
+from resources.warehouse import WAREHOUSE_POOL
+
+WORKFLOW = "maintenance"
+maintenance_days = DailyPartitionsDefinition(start_date="2026-01-01")
+_retry = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL)
+_common = {"key_prefix": WORKFLOW, "group_name": WORKFLOW, "owners": ["team:maintenance-engineering"]}
+_daily = {**_common, "partitions_def": maintenance_days, "pool": WAREHOUSE_POOL, "retry_policy": _retry}
+_previous_day = TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+
+
+def _day(context) -> pd.Timestamp:
+    return pd.Timestamp(context.partition_key, tz="UTC")
+
+
+def _replace_day(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, day: str) -> None:
+    """Replace ``day``'s rows of ``table`` with ``frame`` in one transaction (readers never see a mix)."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {WORKFLOW}")
+    con.register("incoming", frame)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
+        con.execute(f"DELETE FROM {table} WHERE day = ?", [day])
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("incoming")
+
+
+def _read(con: duckdb.DuckDBPyConnection, table: str, where: str, params: list, columns: str = "*"):
+    """Rows of ``maintenance.<table>``, or None before the table's first day."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [WORKFLOW, table],
+    ).fetchone()[0]
+    return (
+        con.execute(f"SELECT {columns} FROM {WORKFLOW}.{table} WHERE {where}", params).df()
+        if exists
+        else None
+    )
+
+
+def _events(landing: LandingZoneResource) -> pd.DataFrame:
+    frames = [read_table_file(f.path) for f in scan_landing(landing.landing(WORKFLOW) / "events")]
+    if not frames:
+        return pd.DataFrame(columns=["machine_id", "timestamp", "event", "code"])
+    events = pd.concat(frames, ignore_index=True)
+    events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True, format="ISO8601")
+    return events
+
+
+@asset(**_common, kinds={"scikitlearn"})
+def anomaly_model(
+    context: AssetExecutionContext,
+    landing: LandingZoneResource,
+    maintenance_config: MaintenanceConfigResource,
+    model_registry: ModelRegistryResource,
+    opstore: OperationalStoreResource,
+) -> MaterializeResult:
+    """Anomaly models per machine type, trained on the healthy windows of ``history/maintenance``
+    (readings*, events*, and failures* with labelled onsets to leave out), evaluated on the last
+    quarter of that history, then promoted (audited)."""
+    folder = landing.history(WORKFLOW)
+    found = {
+        kind: [read_table_file(p) for p in sorted(folder.glob(f"{kind}*"))]
+        for kind in ("readings", "events", "failures")
+    }
+    if not found["readings"]:
+        raise Failure(f"no readings history in {folder}", allow_retries=False)
+    plant, policy = maintenance_config.plant(), maintenance_config.policy()
+    events = (
+        pd.concat(found["events"], ignore_index=True)
+        if found["events"]
+        else pd.DataFrame(columns=["machine_id", "timestamp", "event", "code"])
+    )
+    events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True, format="ISO8601")
+    failures = (
+        pd.concat(found["failures"], ignore_index=True)
+        if found["failures"]
+        else pd.DataFrame(columns=["machine_id", "onset", "failure_time"])
+    )
+    for column in ("onset", "failure_time"):
+        failures[column] = pd.to_datetime(failures[column], utc=True, format="ISO8601")
+    features = history_features(pd.concat(found["readings"], ignore_index=True), events, plant, policy)
+    healthy = ~degrading_windows(features, failures, policy.window)
+    cut = features["window_start"].quantile(0.75)
+    holdout = features["window_start"] >= cut
+    evaluation = evaluate_scores(
+        score_features(features[holdout], train_models(features, plant, policy, healthy & ~holdout)),
+        ~healthy[holdout],
+    )
+    models = train_models(features, plant, policy, healthy)
+    card = {
+        "plant_version": plant.version,
+        "policy_version": policy.version,
+        "holdout_evaluation": evaluation.to_dict("records"),
+        "labelled_failures": len(failures),
+    }
+    registry = model_registry.registry()
+    version = registry.save(MODEL_NAME, models, card)
+    previous = registry.current_version(MODEL_NAME)
+    registry.promote(MODEL_NAME, version)
+    append_audit_event(
+        opstore.store(),
+        workflow=WORKFLOW,
+        event="model_promoted",
+        subject=version,
+        details={"previous": previous, "evaluation": card["holdout_evaluation"]},
+        run_id=context.run.run_id,
+    )
+    return MaterializeResult(
+        metadata={
+            "model_version": version,
+            "healthy_windows": MetadataValue.int(int(healthy.sum())),
+            "holdout_evaluation": MetadataValue.md(markdown_table(evaluation)),
+        }
+    )
+
+
+@asset(**_daily, kinds={"duckdb", "pandas"})
+def readings(
+    context: AssetExecutionContext,
+    landing: LandingZoneResource,
+    maintenance_config: MaintenanceConfigResource,
+    warehouse: DuckDBResource,
+    opstore: OperationalStoreResource,
+) -> MaterializeResult:
+    """The day's readings from every landed file that covers it, checked against the plant.
+
+    Exact duplicates (also across files: a re-sent file under a new name) are dropped; untrusted rows
+    and values go to ``quarantine/maintenance/<day>/`` with their reasons; a file that cannot be read
+    as readings at all is quarantined whole. Other machines and other days are never blocked.
+    """
+    day, plant = _day(context), maintenance_config.plant()
+    kept, rejected, problems, used = [], [], [], []
+    for landed in scan_landing(landing.landing(WORKFLOW) / "readings"):
+        try:
+            check = check_readings(read_table_file(landed.path), plant)
+        except (ReadingsFileRejected, UnreadableFile) as exc:
+            reason = {
+                "workflow": WORKFLOW,
+                "run_id": context.run.run_id,
+                "sha256": landed.sha256,
+                "errors": getattr(exc, "problems", [{"kind": "unreadable", "message": str(exc)}]),
+            }
+            target = quarantine_file(landed.path, landing.quarantine(WORKFLOW), reason)
+            append_audit_event(
+                opstore.store(),
+                workflow=WORKFLOW,
+                event="file_quarantined",
+                subject=landed.name,
+                details=reason,
+                run_id=context.run.run_id,
+            )
+            context.log.warning(f"{landed.name} quarantined to {target}: {exc}")
+            continue
+        rows = check.for_day(day)
+        if rows.empty:
+            continue
+        used.append(landed.name)
+        kept.append(rows)
+        in_day = pd.to_datetime(check.rejected["timestamp"], utc=True, errors="coerce", format="ISO8601")
+        rejected.append(
+            check.rejected[in_day.isna() | (in_day.dt.normalize() == day)].assign(file=landed.name)
+        )
+        problems += [{**p, "file": landed.name} for p in check.problems if p["kind"] != "spans_days"]
+    combined = check_readings(pd.concat(kept, ignore_index=True), plant) if kept else None
+    if combined is not None:
+        problems += [{**p, "file": "(all files)"} for p in combined.problems if p["kind"] != "spans_days"]
+        rejected.append(combined.rejected.assign(file="(all files)"))
+    day_readings = (
+        combined.readings if combined is not None else pd.DataFrame(columns=["machine_id", "timestamp"])
+    )
+    quarantined = pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame()
+    if len(quarantined):
+        folder = landing.quarantine(WORKFLOW) / context.partition_key
+        folder.mkdir(parents=True, exist_ok=True)
+        quarantined.to_csv(folder / f"rejected_rows.{context.run.run_id}.csv", index=False)
+    with warehouse.get_connection() as con:
+        _replace_day(
+            con, f"{WORKFLOW}.readings", day_readings.assign(day=context.partition_key), context.partition_key
+        )
+    silent = sorted(set(plant.machines) - set(day_readings["machine_id"]))
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": MetadataValue.int(len(day_readings)),
+            "files": MetadataValue.json(used),
+            "machines_reporting": MetadataValue.int(day_readings["machine_id"].nunique()),
+            "machines_silent_all_day": MetadataValue.json(silent),
+            "rows_or_values_quarantined": MetadataValue.int(len(quarantined)),
+            "problems": MetadataValue.md(
+                markdown_table(pd.DataFrame(problems)[["file", "kind", "message"]]) if problems else "_none_"
+            ),
+        }
+    )
+
+
+@asset(
+    **_daily,
+    kinds={"duckdb", "pandas"},
+    deps=[readings, AssetDep(AssetKey([WORKFLOW, "features"]), partition_mapping=_previous_day)],
+)
+def features(
+    context: AssetExecutionContext,
+    landing: LandingZoneResource,
+    maintenance_config: MaintenanceConfigResource,
+    warehouse: DuckDBResource,
+) -> MaterializeResult:
+    """Window medians and rolling trends per machine; reads the day plus the previous day's last windows."""
+    day, plant, policy = _day(context), maintenance_config.plant(), maintenance_config.policy()
+    medians = [median_column(s) for s in plant.sensor_names]
+    tail_start = day - (policy.rolling_windows - 1) * policy.window
+    with warehouse.get_connection() as con:
+        day_readings = con.execute(
+            f"SELECT * FROM {WORKFLOW}.readings WHERE day = ?", [context.partition_key]
+        ).df()
+        tail = _read(
+            con,
+            "features",
+            "window_start >= ? AND window_start < ?",
+            [tail_start, day],
+            columns=f"machine_id, window_start, {', '.join(medians)}",
+        )
+        if tail is not None:
+            tail["window_start"] = pd.to_datetime(tail["window_start"], utc=True)
+        day_readings["timestamp"] = pd.to_datetime(day_readings["timestamp"], utc=True)
+        result, _ = day_features(
+            day_readings, day, plant, policy, maintenance_windows(_events(landing)), tail
+        )
+        _replace_day(
+            con, f"{WORKFLOW}.features", result.assign(day=context.partition_key), context.partition_key
+        )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": MetadataValue.int(len(result)),
+            "tail_windows_read": MetadataValue.int(0 if tail is None else len(tail)),
+            "dropout_windows": MetadataValue.int(int(result["dropout"].sum())),
+            "maintenance_windows": MetadataValue.int(int(result["in_maintenance"].sum())),
+        }
+    )
+
+
+@asset(**_daily, kinds={"duckdb", "scikitlearn"}, deps=[features, anomaly_model])
+def anomaly_scores(
+    context: AssetExecutionContext, warehouse: DuckDBResource, model_registry: ModelRegistryResource
+) -> MaterializeResult:
+    """Anomaly score per machine and window from the promoted per-type models (NaN when not scorable)."""
+    try:
+        models, card = model_registry.registry().load(MODEL_NAME)
+    except ModelNotFound as exc:
+        raise Failure(str(exc), allow_retries=False) from exc
+    with warehouse.get_connection() as con:
+        day_features_ = con.execute(
+            f"SELECT * FROM {WORKFLOW}.features WHERE day = ?", [context.partition_key]
+        ).df()
+        day_features_["window_start"] = pd.to_datetime(day_features_["window_start"], utc=True)
+        scored = score_features(day_features_, models).assign(model_version=card["version"])
+        _replace_day(con, f"{WORKFLOW}.anomaly_scores", scored, context.partition_key)
+    return MaterializeResult(
+        metadata={
+            "model_version": card["version"],
+            "windows_scored": MetadataValue.int(int(scored["anomaly_score"].notna().sum())),
+            "windows_above_1": MetadataValue.int(int((scored["anomaly_score"] > 1).sum())),
+        }
+    )
+
+
+def _evidence_md(png: bytes, alt: str) -> str:
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+@asset(
+    **_daily,
+    kinds={"duckdb"},
+    deps=[anomaly_scores, AssetDep(AssetKey([WORKFLOW, "alerts"]), partition_mapping=_previous_day)],
+)
+def alerts(
+    context: AssetExecutionContext,
+    maintenance_config: MaintenanceConfigResource,
+    maintenance_system: MaintenanceSystemResource,
+    warehouse: DuckDBResource,
+) -> MaterializeResult:
+    """Alerts with confidence, staged with this run's id for the blocking check; the per-machine alert
+    state carries into the next day. Machines with an open work order are suppressed."""
+    day, plant, policy = _day(context), maintenance_config.plant(), maintenance_config.policy()
+    previous = (day - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    open_orders = maintenance_system.system().open_orders()
+    with warehouse.get_connection() as con:
+        scored = con.execute(
+            f"SELECT * FROM {WORKFLOW}.anomaly_scores WHERE day = ?", [context.partition_key]
+        ).df()
+        scored["window_start"] = pd.to_datetime(scored["window_start"], utc=True)
+        state = _read(con, "alert_state", "day = ?", [previous], columns="* EXCLUDE (day)")
+        previous_readings = _read(con, "readings", "day = ?", [previous], columns="count(*) AS n")
+        if state is None and previous_readings is not None and previous_readings["n"].item():
+            raise Failure(
+                f"{previous} has readings but no alert state yet: its alerts must run first, or today's "
+                "evidence would silently start fresh. Run the days in order (see README, backfills).",
+                allow_retries=False,
+            )
+        raised, next_state = track_alerts(
+            scored, plant, policy, state, {m: pd.Timestamp(t) for m, t in open_orders.items()}
+        )
+        staged = raised.assign(day=context.partition_key, run_id=context.run.run_id)
+        _replace_day(
+            con,
+            f"{WORKFLOW}.alert_state",
+            next_state.assign(day=context.partition_key),
+            context.partition_key,
+        )
+        con.register("staged", staged)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {WORKFLOW}.alerts_staging AS SELECT * FROM staged LIMIT 0")
+        con.execute(f"INSERT INTO {WORKFLOW}.alerts_staging BY NAME SELECT * FROM staged")
+        con.unregister("staged")
+    counts = {s: int((raised["status"] == s).sum()) for s in (WORK_ORDER, HUMAN_REVIEW, SUPPRESSED)}
+    metadata = {f"alerts_{status}": MetadataValue.int(n) for status, n in counts.items()}
+    metadata["previous_day_state"] = (
+        "carried" if state is not None and len(state) else "none (evidence starts fresh)"
+    )
+    if len(raised):
+        top = raised.sort_values("confidence", ascending=False).iloc[0]
+        windows = scored[scored["machine_id"] == top["machine_id"]]
+        metadata["evidence"] = MetadataValue.md(_evidence_md(evidence_png(windows, top, policy), "evidence"))
+        metadata["alerts"] = MetadataValue.md(
+            markdown_table(raised[["machine_id", "alerted_at", "status", "confidence", "top_sensor"]])
+        )
+    return MaterializeResult(metadata=metadata)
+
+
+@asset_check(asset=alerts, blocking=True, description="Judges exactly this day's alerts staged by this run.")
+def staged_alerts_valid(
+    context: AssetCheckExecutionContext,
+    maintenance_config: MaintenanceConfigResource,
+    warehouse: DuckDBResource,
+) -> AssetCheckResult:
+    day, policy, plant = _day(context), maintenance_config.policy(), maintenance_config.plant()
+    with warehouse.get_connection() as con:
+        staged = con.execute(
+            f"SELECT * FROM {WORKFLOW}.alerts_staging WHERE day = ? AND run_id = ?",
+            [context.partition_key, context.run.run_id],
+        ).df()
+    alerted = pd.to_datetime(staged["alerted_at"], utc=True)
+    problems = {
+        "alert outside its day": int(
+            (~alerted.between(day, day + pd.Timedelta(days=1) + policy.window)).sum()
+        ),
+        "unknown status": int((~staged["status"].isin([WORK_ORDER, HUMAN_REVIEW, SUPPRESSED])).sum()),
+        "confidence outside [0, 1]": int((~staged["confidence"].between(0, 1)).sum()),
+        "work order without downtime in a plant with a calendar": int(
+            ((staged["status"] == WORK_ORDER) & staged["downtime_start"].isna()).sum()
+        )
+        if plant.downtime_windows
+        else 0,
+        "unknown machine": int((~staged["machine_id"].isin(list(plant.machines))).sum()),
+        "repeated episode and status": int(staged.duplicated(["episode_id", "status"]).sum()),
+    }
+    failed = {name: n for name, n in problems.items() if n}
+    return AssetCheckResult(
+        passed=not failed,
+        description="; ".join(f"{n} {name}" for name, n in failed.items()) or f"{len(staged)} alerts valid",
+        metadata={"alerts_checked": len(staged), "run_id": context.run.run_id},
+    )
+
+
+def _when(downtime_start: pd.Timestamp) -> str:
+    return (
+        "none in the calendar, schedule by hand"
+        if pd.isna(downtime_start)
+        else f"{downtime_start:%a %d %b %H:%M}"
+    )
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+@asset(**_daily, deps=[alerts])
+def work_orders(
+    context: AssetExecutionContext,
+    landing: LandingZoneResource,
+    maintenance_config: MaintenanceConfigResource,
+    maintenance_system: MaintenanceSystemResource,
+    notifier: NotifierResource,
+    opstore: OperationalStoreResource,
+    warehouse: DuckDBResource,
+) -> MaterializeResult:
+    """Publishes the checked alerts of this day and run, opens a work order with evidence for each
+    confident one (proposed into the next downtime window) and notifies the owning team; the others
+    wait in human review (status column)."""
+    policy = maintenance_config.policy()
+    with warehouse.get_connection() as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {WORKFLOW}.alerts AS "
+                f"SELECT * FROM {WORKFLOW}.alerts_staging LIMIT 0"
+            )
+            con.execute(f"DELETE FROM {WORKFLOW}.alerts WHERE day = ?", [context.partition_key])
+            con.execute(
+                f"INSERT INTO {WORKFLOW}.alerts SELECT * FROM {WORKFLOW}.alerts_staging "
+                "WHERE day = ? AND run_id = ?",
+                [context.partition_key, context.run.run_id],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        published = con.execute(
+            f"SELECT * FROM {WORKFLOW}.alerts WHERE day = ?", [context.partition_key]
+        ).df()
+        scored = con.execute(
+            f"SELECT * FROM {WORKFLOW}.anomaly_scores WHERE day = ?", [context.partition_key]
+        ).df()
+    for column in ("alerted_at", "downtime_start", "downtime_end"):
+        published[column] = pd.to_datetime(published[column], utc=True)
+    scored["window_start"] = pd.to_datetime(scored["window_start"], utc=True)
+    system, team_notifier = maintenance_system.system(), notifier.notifier()
+    evidence_dir = Path(landing.root) / "evidence" / WORKFLOW
+    evidence_dir.mkdir(parents=True, exist_ok=True)
+    opened, plots = [], {}
+    for alert in published[published["status"] == WORK_ORDER].itertuples(index=False):
+        row = pd.Series(alert._asdict())
+        png = evidence_png(scored[scored["machine_id"] == alert.machine_id], row, policy)
+        path = evidence_dir / f"{_safe(alert.episode_id)}.png"
+        path.write_bytes(png)
+        payload = {
+            "machine_id": alert.machine_id,
+            "team": alert.team,
+            "episode_id": alert.episode_id,
+            "alerted_at": alert.alerted_at,
+            "confidence": alert.confidence,
+            "top_sensor": alert.top_sensor,
+            "downtime_start": alert.downtime_start,
+            "downtime_end": alert.downtime_end,
+            "evidence_png": str(path),
+            "policy_version": alert.policy_version,
+        }
+        delivery = system.open_work_order(
+            alert.episode_id,
+            alert.machine_id,
+            alert.team,
+            alert.alerted_at.isoformat(),
+            payload,
+            context.run.run_id,
+        )
+        if delivery.created:
+            append_audit_event(
+                opstore.store(),
+                workflow=WORKFLOW,
+                event="work_order_opened",
+                subject=alert.episode_id,
+                details=payload,
+                run_id=context.run.run_id,
+            )
+        team_notifier.notify(
+            alert.episode_id,
+            alert.team,
+            f"Work order for {alert.machine_id}",
+            f"{alert.top_sensor} departs from its healthy level since {alert.alerted_at:%Y-%m-%d %H:%M} UTC "
+            f"(confidence {alert.confidence:.2f}); downtime proposed: {_when(alert.downtime_start)}.",
+        )
+        opened.append(
+            {
+                "machine_id": alert.machine_id,
+                "episode_id": alert.episode_id,
+                "new": delivery.created,
+                "delivered": delivery.delivered,
+                "downtime_start": str(alert.downtime_start),
+            }
+        )
+        plots.setdefault("evidence", _evidence_md(png, alert.episode_id))
+    counts = published["status"].value_counts().to_dict()
+    append_audit_event(
+        opstore.store(),
+        workflow=WORKFLOW,
+        event="alerts_published",
+        subject=context.partition_key,
+        details={"statuses": counts, "policy_version": policy.version},
+        run_id=context.run.run_id,
+    )
+    return MaterializeResult(
+        metadata={
+            "alerts_published": MetadataValue.int(len(published)),
+            "work_orders": MetadataValue.int(len(opened)),
+            "human_review": MetadataValue.int(int((published["status"] == HUMAN_REVIEW).sum())),
+            "suppressed": MetadataValue.int(int((published["status"] == SUPPRESSED).sum())),
+            "work_order_list": MetadataValue.md(markdown_table(pd.DataFrame(opened)) if opened else "_none_"),
+            **{k: MetadataValue.md(v) for k, v in plots.items()},
+        }
+    )
+
+
+MAINTENANCE_DAILY_ASSETS = [readings, features, anomaly_scores, alerts, work_orders]
+MAINTENANCE_ASSETS = [anomaly_model, *MAINTENANCE_DAILY_ASSETS]
+MAINTENANCE_CHECKS = [staged_alerts_valid]

@@ -1,0 +1,211 @@
+"""Work orders in the maintenance system: a table in the operational store plus an HTTP webhook.
+
+One work order per machine and alert episode: the episode id is the idempotency key of the table row
+and of every webhook delivery (``Idempotency-Key`` header), so a re-run, a retry or a second run of the
+same day never opens a second order or sends a different one. The row is written first (pending), then
+delivered with retries; a delivery that keeps failing leaves the row pending with its error, and the
+next attempt sends the same key again. Team notifications use the same outbox pattern.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestration_pipelines.opstore import OpStore
+
+_WORK_ORDERS_DDL = """
+CREATE TABLE IF NOT EXISTS maintenance_work_orders (
+    work_order_key TEXT PRIMARY KEY,
+    machine_id TEXT NOT NULL,
+    team TEXT NOT NULL,
+    alerted_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    run_id TEXT,
+    delivery TEXT NOT NULL,
+    delivery_attempts INTEGER NOT NULL,
+    delivered_at TEXT,
+    last_error TEXT
+)
+"""
+_NOTIFICATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS maintenance_notifications (
+    notification_key TEXT PRIMARY KEY,
+    team TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    delivery TEXT NOT NULL,
+    delivery_attempts INTEGER NOT NULL,
+    delivered_at TEXT,
+    last_error TEXT
+)
+"""
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class DeliveryFailed(RuntimeError):
+    """The webhook did not accept the message after every retry; the row stays pending."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    key: str
+    created: bool  # False when the key already existed (a re-run)
+    delivered: bool
+    attempts: int
+
+
+def post_json(url: str, payload: dict[str, Any], key: str, attempts: int, backoff_seconds: float) -> int:
+    """POST ``payload`` with ``Idempotency-Key: key``; retry connection errors and transient statuses with
+    exponential backoff. Returns the number of attempts used; raises ``DeliveryFailed`` when all fail."""
+    body = json.dumps(payload, sort_keys=True, default=str).encode()
+    last_error = ""
+    for attempt in range(1, attempts + 1):
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Idempotency-Key": key},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                if 200 <= response.status < 300:
+                    return attempt
+                last_error = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            last_error = f"HTTP {exc.code}"
+            if exc.code not in RETRYABLE_STATUS:
+                raise DeliveryFailed(f"{url} refused {key}: {last_error}") from exc
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+        if attempt < attempts:
+            time.sleep(backoff_seconds * 2 ** (attempt - 1))
+    raise DeliveryFailed(f"{url} did not accept {key} after {attempts} attempts: {last_error}")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _ensure_table(store: OpStore, ddl: str) -> None:
+    """Create under the store's exclusive lock: concurrent CREATE IF NOT EXISTS races on PostgreSQL."""
+    with store.transaction(exclusive=True) as cur:
+        cur.execute(ddl)
+
+
+class _WebhookOutbox:
+    """A table of messages keyed for idempotency, delivered to a webhook with retries."""
+
+    ddl = table = key_column = ""
+
+    def __init__(
+        self, store: OpStore, webhook_url: str | None, attempts: int = 5, backoff_seconds: float = 0.5
+    ):
+        self.store = store
+        self.webhook_url = webhook_url
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        _ensure_table(store, self.ddl)
+
+    def _deliver(self, key: str, payload: dict) -> int:
+        """Send and record the outcome; a failure is recorded and raised."""
+        try:
+            used = post_json(self.webhook_url, payload, key, self.attempts, self.backoff_seconds)
+        except DeliveryFailed as exc:
+            self._record(key, "pending", self.attempts, str(exc))
+            raise
+        self._record(key, "delivered", used, None)
+        return used
+
+    def _record(self, key: str, delivery: str, attempts: int, error: str | None) -> None:
+        with self.store.transaction() as cur:
+            cur.execute(
+                f"UPDATE {self.table} SET delivery = ?, delivery_attempts = delivery_attempts + ?, "
+                f"delivered_at = ?, last_error = ? WHERE {self.key_column} = ?",
+                (delivery, attempts, _now() if delivery == "delivered" else None, error, key),
+            )
+
+
+class MaintenanceSystem(_WebhookOutbox):
+    """The connector: ``open_work_order`` is safe to call any number of times for one episode."""
+
+    ddl, table, key_column = _WORK_ORDERS_DDL, "maintenance_work_orders", "work_order_key"
+
+    def open_work_order(
+        self, key: str, machine_id: str, team: str, alerted_at: str, payload: dict, run_id: str | None
+    ) -> Delivery:
+        """Record the order under ``key`` (once) and deliver it (until delivered once)."""
+        with self.store.transaction(exclusive=True) as cur:  # read-then-insert: one writer at a time
+            existing = cur.execute(
+                "SELECT delivery, payload FROM maintenance_work_orders WHERE work_order_key = ?", (key,)
+            ).fetchone()
+            created = existing is None and cur.execute(
+                "INSERT INTO maintenance_work_orders (work_order_key, machine_id, team, alerted_at, status, "
+                "payload, created_at, run_id, delivery, delivery_attempts) "
+                "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, 0) "
+                "ON CONFLICT (work_order_key) DO NOTHING RETURNING work_order_key",
+                (key, machine_id, team, alerted_at, json.dumps(payload, sort_keys=True, default=str), _now(),
+                 run_id, "pending" if self.webhook_url else "not_configured"),
+            ).fetchone() is not None  # fmt: skip
+        if existing is not None and existing[0] == "delivered":
+            return Delivery(key, created=False, delivered=True, attempts=0)
+        if not self.webhook_url:
+            return Delivery(key, created=created, delivered=False, attempts=0)
+        stored = json.loads(existing[1]) if existing is not None else payload  # resend what was recorded
+        used = self._deliver(key, {"work_order_key": key, **stored})
+        return Delivery(key, created=created, delivered=True, attempts=used)
+
+    def open_orders(self) -> dict[str, str]:
+        """Machine -> alert time (ISO 8601) of its earliest open work order, for suppression."""
+        with self.store.transaction() as cur:
+            cur.execute(
+                "SELECT machine_id, min(alerted_at) FROM maintenance_work_orders WHERE status = 'open' "
+                "GROUP BY machine_id"
+            )
+            return dict(cur.fetchall())
+
+    def close_work_order(self, key: str) -> None:
+        with self.store.transaction() as cur:
+            cur.execute(f"UPDATE {self.table} SET status = 'closed' WHERE {self.key_column} = ?", (key,))
+
+    def work_orders(self) -> list[dict[str, Any]]:
+        names = ["work_order_key", "machine_id", "team", "alerted_at", "status", "payload", "run_id",
+                 "delivery", "delivery_attempts", "last_error"]  # fmt: skip
+        with self.store.transaction() as cur:
+            cur.execute(f"SELECT {', '.join(names)} FROM maintenance_work_orders ORDER BY work_order_key")
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+class Notifier(_WebhookOutbox):
+    """Tells the owning team, once per key: an outbox row, then the team webhook when one is configured."""
+
+    ddl, table, key_column = _NOTIFICATIONS_DDL, "maintenance_notifications", "notification_key"
+
+    def notify(self, key: str, team: str, subject: str, body: str) -> bool:
+        """True when this call recorded (and delivered) the message, False when it had been sent before."""
+        with self.store.transaction(exclusive=True) as cur:
+            existing = cur.execute(
+                "SELECT delivery FROM maintenance_notifications WHERE notification_key = ?", (key,)
+            ).fetchone()
+            created = (
+                existing is None
+                and cur.execute(
+                    "INSERT INTO maintenance_notifications (notification_key, team, subject, body, "
+                    "created_at, delivery, delivery_attempts) VALUES (?, ?, ?, ?, ?, ?, 0) "
+                    "ON CONFLICT (notification_key) DO NOTHING RETURNING notification_key",
+                    (key, team, subject, body, _now(), "pending" if self.webhook_url else "recorded"),
+                ).fetchone()
+                is not None
+            )
+        if (existing is not None and existing[0] != "pending") or not self.webhook_url:
+            return created
+        self._deliver(key, {"notification_key": key, "team": team, "subject": subject, "body": body})
+        return created or existing is not None
