@@ -1,4 +1,4 @@
-"""``orchestration-pipelines``: the demo, data generation, and fraud scoring/training outside Dagster."""
+"""``orchestration-pipelines``: the demo, data generation, fraud scoring/training and support training."""
 
 from __future__ import annotations
 
@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--features", help="comma-separated feature columns (default: every numeric column)")
     train.add_argument("--promote", action="store_true", help="make this version the one scoring uses")
     train.set_defaults(func=cmd_train)
+
+    from orchestration_pipelines.support.cli import add_support_commands
+
+    add_support_commands(sub)
     return parser
 
 

@@ -199,12 +199,40 @@ _CORE: dict[str, dict[str, tuple[str, ...]]] = {
         ),
     },
 }
-# Misleading openers: another intent's words before the real request (a refund that reads like shipping).
-_MISLEADING = {
-    "refund": "My parcel with order {order} arrived, but the {product} inside was damaged.",
-    "billing": "I returned something last month and got my refund, that is fine.",
-    "cancellation": "The {product} works fine, nothing is broken and delivery was quick.",
-    "shipping": "I already paid the invoice for {order}, no billing problem.",
+# Misleading wording: a sentence of a confusable intent comes first (a refund request that opens like a
+# shipping question), joined by a turn people use when the real request follows.
+_CONFUSABLE = {
+    "refund": ("shipping", "billing", "cancellation"),
+    "billing": ("refund", "cancellation"),
+    "shipping": ("refund", "cancellation"),
+    "cancellation": ("refund", "billing"),
+    "technical_fault": ("account_access", "refund"),
+    "account_access": ("technical_fault",),
+    "legal_complaint": ("refund", "technical_fault", "shipping"),
+}
+_TURN = {
+    "en": ("But that is not my question:", "Anyway,", "Actually what I need:"),
+    "de": ("Aber eigentlich geht es um Folgendes:", "Jedenfalls:"),
+    "fr": ("Mais ma vraie question :", "Bref,"),
+    "es": ("Pero mi pregunta es otra:", "En fin,"),
+}
+_VAGUE_SUBJECTS = {
+    "en": ("Question", "Help needed", "Problem with my order {order}", "Re: your email", "Complaint", "Hi"),
+    "de": ("Frage", "Problem mit Bestellung {order}", "Hilfe", "AW: Ihre Nachricht"),
+    "fr": ("Question", "Problème avec la commande {order}", "Aide", "RE: votre message"),
+    "es": ("Pregunta", "Problema con el pedido {order}", "Ayuda", "RE: su mensaje"),
+}
+_FILLER = {
+    "en": (
+        "I have been a customer for years.",
+        "I tried calling but nobody answered.",
+        "Thanks in advance.",
+        "I already wrote to you last week about my order.",
+        "The app and the website say different things.",
+    ),
+    "de": ("Ich bin seit Jahren Kunde.", "Danke im Voraus.", "Ich habe schon angerufen."),
+    "fr": ("Je suis client depuis des années.", "Merci d'avance.", "J'ai déjà appelé."),
+    "es": ("Soy cliente desde hace años.", "Gracias de antemano.", "Ya llamé por teléfono."),
 }
 _GREETING = {"en": "Hello,", "de": "Hallo,", "fr": "Bonjour,", "es": "Hola,"}
 _SIGN_OFF = {"en": "Regards,", "de": "Viele Grüße,", "fr": "Cordialement,", "es": "Saludos,"}
@@ -320,21 +348,25 @@ def generate_tickets(
         fill = {"order": order_id, "product": rng.choice(PRODUCTS)}
         phrasings = _CORE[intent][language]
         templates = [rng.choice(phrasings)]
-        misleading = intent in _MISLEADING and rng.random() < misleading_share * len(INTENTS) / len(
-            _MISLEADING
-        )
+        misleading = rng.random() < misleading_share
         if misleading:
-            templates.insert(0, _MISLEADING[intent])
+            confusable = _CORE[rng.choice(_CONFUSABLE[intent])][language]
+            templates[:0] = [rng.choice(confusable), rng.choice(_TURN[language])]
         elif rng.random() < 0.3:
             templates.append(rng.choice(phrasings))
+        if rng.random() < 0.5:
+            templates.insert(rng.randrange(len(templates) + 1), rng.choice(_FILLER[language]))
+        if rng.random() < 0.7:  # many people never say how urgent it is
+            templates.append(_URGENCY_CUES[urgency][language])
         mentions_order = any("{order}" in template for template in templates)
         sentences = [template.format(**fill) for template in templates]
-        sentences += [_URGENCY_CUES[urgency][language], _pii_sentence(rng, customer)]
+        sentences.append(_pii_sentence(rng, customer))
         body = " ".join(s for s in sentences if s)
         body = (
             f"{_GREETING[language]} {misspell(body, typo_rate, rng)} {_SIGN_OFF[language]} {customer['name']}"
         )
-        subject = misspell(rng.choice(phrasings).format(**fill)[:60], typo_rate, rng)
+        subject_template = rng.choice(_VAGUE_SUBJECTS[language] if rng.random() < 0.35 else phrasings)
+        subject = misspell(subject_template.format(**fill)[:60], typo_rate, rng)
         rows.append(
             {
                 "ticket_id": f"{id_prefix}{index:06d}",
