@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, Literal
 
 import openai
@@ -117,6 +118,26 @@ class _TierAttempt:
     failure: str = ""
     retried: bool = False
     usage: list[Usage] = field(default_factory=list)
+
+
+@dataclass
+class _Sent:
+    """A request that got a response (its ledger row reserved, not yet settled), or why none came."""
+
+    response: Any = None
+    call_id: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    failure: str = ""
+    retried: bool = False
+
+
+@dataclass(frozen=True)
+class ToolStep:
+    """One model turn of a tool-calling loop: the assistant message (``None`` on failure) and its cost."""
+
+    message: Any
+    cost_usd: float
+    failure: str = ""
 
 
 def _describe(exc: Exception) -> str:
@@ -292,21 +313,49 @@ class LLMGateway:
         except ValidationError:  # an entry the schema no longer accepts is a miss, not a lost item
             return None
 
-    def _call_tier(
-        self, tier: Tier, subject: CallSubject, messages: list, prompt: Prompt, ctx: CallContext, last: bool
-    ) -> _TierAttempt:
-        attempt = _TierAttempt()
-        give_up = "failed" if last else "fell_back"
-        transient_retries, invalid_retries = 0, 0
+    def tool_request(
+        self, tier_name: str, prompt: Prompt, messages: list, tools: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """A tool-calling turn's request body: ``structured_request`` plus the tools, callable in parallel."""
+        return self.structured_request(tier_name, prompt, messages) | {
+            "tools": tools,
+            "parallel_tool_calls": True,
+        }
+
+    def tool_step(
+        self,
+        tier_name: str,
+        prompt: Prompt,
+        messages: list,
+        tools: list[dict[str, Any]],
+        ctx: CallContext,
+    ) -> ToolStep:
+        """One turn of a tool-calling loop on one tier: budget, rate limit, retries and ledger as for
+        ``complete``, no fallback (the caller decides). The final answer is the prompt's typed output,
+        in the tier's output format; tool calls may come in parallel."""
+        tier = self._tier(tier_name)
+        subject = CallSubject(tier.name, tier.model, prompt.id, str(prompt.version))
+        request = partial(self.tool_request, tier_name, prompt, messages, tools)
+        sent = self._send(tier, subject, ctx, request, give_up="failed")
+        if sent.response is None:
+            return ToolStep(None, 0.0, sent.failure)
+        self.ledger.settle(sent.call_id, sent.usage, "ok")
+        return ToolStep(sent.response.choices[0].message, sent.usage.cost_usd)
+
+    def _send(self, tier: Tier, subject: CallSubject, ctx: CallContext, request_for, give_up: str) -> _Sent:
+        """Send ``request_for()`` within the budget and rate limit, retrying transient errors and
+        switching to ``json_object`` when the endpoint refuses ``json_schema``."""
+        sent = _Sent()
+        transient_retries = 0
         limiter = limiter_for(tier)
         while True:
             output_format = output_format_for(tier)
-            request = self.structured_request(tier.name, prompt, messages)
+            request = request_for()
             reserved_usd = self.worst_case_cost(tier.name, request)
             call_id = self.ledger.reserve(ctx, subject, reserved_usd)
             if call_id is None:
-                attempt.failure = "over daily budget, request not sent"
-                return attempt
+                sent.failure = "over daily budget, request not sent"
+                return sent
             limiter.acquire(estimate_tokens(request) + tier.max_output_tokens)
             started = time.perf_counter()
             try:
@@ -321,34 +370,53 @@ class LLMGateway:
                     continue
                 if not _is_transient(exc):  # other 4xx, an unreadable response: a retry cannot help
                     self.ledger.settle(call_id, usage, give_up, _describe(exc))
-                    attempt.failure = _describe(exc)
-                    return attempt
+                    sent.failure = _describe(exc)
+                    return sent
                 retry = transient_retries < tier.max_retries
                 self.ledger.settle(call_id, usage, "retried" if retry else give_up, _describe(exc))
                 if not retry:
-                    attempt.failure = f"{_describe(exc)} after {transient_retries + 1} attempts"
-                    return attempt
+                    sent.failure = f"{_describe(exc)} after {transient_retries + 1} attempts"
+                    return sent
                 response_headers = getattr(getattr(exc, "response", None), "headers", None)
                 time.sleep(self.backoff.delay(transient_retries, response_headers))
                 transient_retries += 1
-                attempt.retried = True
+                sent.retried = True
                 continue
-            usage = self._reported_usage(tier, response, reserved_usd, time.perf_counter() - started)
-            attempt.usage.append(usage)
+            sent.response, sent.call_id = response, call_id
+            sent.usage = self._reported_usage(tier, response, reserved_usd, time.perf_counter() - started)
+            return sent
+
+    def _call_tier(
+        self, tier: Tier, subject: CallSubject, messages: list, prompt: Prompt, ctx: CallContext, last: bool
+    ) -> _TierAttempt:
+        attempt = _TierAttempt()
+        give_up = "failed" if last else "fell_back"
+        invalid_retries = 0
+        while True:
+            sent = self._send(
+                tier, subject, ctx, lambda: self.structured_request(tier.name, prompt, messages), give_up
+            )
+            attempt.retried |= sent.retried
+            if sent.response is None:
+                attempt.failure = sent.failure
+                return attempt
+            attempt.usage.append(sent.usage)
             try:
                 attempt.value = prompt.output_model.model_validate_json(
-                    response.choices[0].message.content or ""
+                    sent.response.choices[0].message.content or ""
                 )
             except ValidationError:
                 retry = invalid_retries < 1
-                self.ledger.settle(call_id, usage, "retried" if retry else give_up, "invalid_output")
+                self.ledger.settle(
+                    sent.call_id, sent.usage, "retried" if retry else give_up, "invalid_output"
+                )
                 if not retry:
                     attempt.failure = "invalid output twice"
                     return attempt
                 invalid_retries += 1
                 attempt.retried = True
                 continue
-            self.ledger.settle(call_id, usage, "ok")
+            self.ledger.settle(sent.call_id, sent.usage, "ok")
             return attempt
 
     @staticmethod
