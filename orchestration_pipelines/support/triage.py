@@ -10,6 +10,7 @@ reason and the versions involved are in the result.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -65,17 +66,57 @@ class Triage:
     remaining_budget_usd: Callable[[], float] = lambda: math.inf
 
 
-def triage_tickets(
-    tickets: pd.DataFrame, triage: Triage, ask_for: Callable[[Mapping[str, object]], Ask] | None = None
+CLASSIFICATION_COLUMNS = (
+    "ticket_id",
+    "local_intent",
+    "local_confidence",
+    "urgency",
+    "urgency_confidence",
+    "intent_probabilities",
+)
+
+
+def classify_tickets(tickets: pd.DataFrame, classifier: TicketClassifier) -> pd.DataFrame:
+    """The local classifier's answer per ticket; ``intent_probabilities`` is the whole calibrated
+    distribution as JSON, which the router's cascade checks LLM answers against."""
+    predictions = classifier.predict(tickets)
+    no_urgency = [None] * len(tickets)
+    return pd.DataFrame(
+        {
+            "ticket_id": tickets["ticket_id"].to_numpy(),
+            "local_intent": predictions.intent,
+            "local_confidence": predictions.intent_confidence.round(4),
+            "urgency": no_urgency if predictions.urgency is None else predictions.urgency,
+            "urgency_confidence": no_urgency
+            if predictions.urgency_confidence is None
+            else predictions.urgency_confidence.round(4),
+            "intent_probabilities": [
+                json.dumps(dict(zip(predictions.intents, row.round(4).tolist(), strict=True)))
+                for row in predictions.intent_probabilities
+            ],
+        },
+        columns=list(CLASSIFICATION_COLUMNS),
+    )
+
+
+def route_tickets(
+    tickets: pd.DataFrame,
+    classification: pd.DataFrame,
+    triage: Triage,
+    ask_for: Callable[[Mapping[str, object]], Ask] | None = None,
 ) -> pd.DataFrame:
     """One row per ticket (``TRIAGE_COLUMNS``). Without ``ask_for`` no LLM tier is offered to the router."""
-    predictions = triage.classifier.predict(tickets)
     tier_costs = triage.tier_cost_usd if ask_for else {}
+    by_id = classification.set_index("ticket_id")
     rows = []
-    for index, ticket in enumerate(tickets.to_dict("records")):
-        local_intent = str(predictions.intent[index])
-        confidence = float(predictions.intent_confidence[index])
-        urgency = None if predictions.urgency is None else str(predictions.urgency[index])
+    for ticket in tickets.to_dict("records"):
+        local = by_id.loc[ticket["ticket_id"]]
+        local_intent, confidence, urgency = (
+            local["local_intent"],
+            float(local["local_confidence"]),
+            local["urgency"],
+        )
+        urgency = urgency if isinstance(urgency, str) else None
         risk = triage.policy.risk(local_intent, urgency)
         decision = route(
             RoutingContext(
@@ -87,18 +128,17 @@ def triage_tickets(
             ),
             triage.router_policy,
         )
-        if decision.route in (Route.SMALL, Route.STRONG):
-            answer = carry_out(decision, predictions.distribution(index), ask_for(ticket))
-        else:
-            answer = carry_out(decision, predictions.distribution(index), _no_llm)
+        uses_llm = decision.route in (Route.SMALL, Route.STRONG)
+        distribution = json.loads(local["intent_probabilities"])
+        answer = carry_out(decision, distribution, ask_for(ticket) if uses_llm else _no_llm)
         reason = decision.reason
-        if decision.route in (Route.SMALL, Route.STRONG) and answer.label is None:
+        if uses_llm and answer.label is None:
             reason += "; no LLM tier answered: a person decides"
         rows.append(
             (
                 ticket["ticket_id"],
                 local_intent,
-                round(confidence, 4),
+                confidence,
                 urgency,
                 answer.label,
                 round(risk, 4),
@@ -114,6 +154,13 @@ def triage_tickets(
             )
         )
     return pd.DataFrame(rows, columns=list(TRIAGE_COLUMNS))
+
+
+def triage_tickets(
+    tickets: pd.DataFrame, triage: Triage, ask_for: Callable[[Mapping[str, object]], Ask] | None = None
+) -> pd.DataFrame:
+    """Classify and route in one go (what the benchmark and plain-Python callers use)."""
+    return route_tickets(tickets, classify_tickets(tickets, triage.classifier), triage, ask_for)
 
 
 def _no_llm(tier: Route):
