@@ -6,13 +6,15 @@ from dagster import Definitions
 
 from assets.fraud import FRAUD_ASSETS, FRAUD_CHECKS
 from assets.llm_ops import LLM_OPS_ASSETS, LLM_OPS_CHECKS, llm_resources
-from orchestration_pipelines.jobs import fraud_scoring_job, fraud_training_job
+from assets.support import SUPPORT_ASSETS, SUPPORT_CHECKS
+from orchestration_pipelines.jobs import fraud_scoring_job, fraud_training_job, support_triage_job
 from orchestration_pipelines.schedules import fraud_nightly_training
 from resources.landing import landing_zone_resource
 from resources.models import fraud_policy_resource, model_registry_resource
 from resources.opstore import opstore_resource
 from resources.warehouse import warehouse_io_manager, warehouse_resource
 from sensors.fraud import fraud_landing_sensor
+from sensors.support import support_landing_sensor
 
 
 def build_resources() -> dict:
@@ -30,11 +32,11 @@ def build_resources() -> dict:
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=[*FRAUD_ASSETS, *LLM_OPS_ASSETS],
-        asset_checks=[*FRAUD_CHECKS, *LLM_OPS_CHECKS],
-        jobs=[fraud_scoring_job, fraud_training_job],
+        assets=[*FRAUD_ASSETS, *LLM_OPS_ASSETS, *SUPPORT_ASSETS],
+        asset_checks=[*FRAUD_CHECKS, *LLM_OPS_CHECKS, *SUPPORT_CHECKS],
+        jobs=[fraud_scoring_job, fraud_training_job, support_triage_job],
         schedules=[fraud_nightly_training],
-        sensors=[fraud_landing_sensor],
+        sensors=[fraud_landing_sensor, support_landing_sensor],
         resources=build_resources(),
     )
 

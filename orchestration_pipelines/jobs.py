@@ -10,6 +10,7 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS
+from assets.support import SUPPORT_BATCH_ASSETS
 
 fraud_scoring_job = define_asset_job(
     "fraud_scoring_job",
@@ -23,4 +24,11 @@ fraud_training_job = define_asset_job(
     selection=AssetSelection.assets(*FRAUD_TRAINING_ASSETS),
     executor_def=in_process_executor,
     description="Retrain the fraud model on labelled history; promote it only if it is not worse.",
+)
+
+support_triage_job = define_asset_job(
+    "support_triage_job",
+    selection=AssetSelection.assets(*SUPPORT_BATCH_ASSETS),
+    executor_def=in_process_executor,
+    description="Triage one landed ticket file: contract, classification, routes, replies, outbox.",
 )

@@ -38,7 +38,6 @@ def tickets(n: int, seed: int) -> pd.DataFrame:
 
 def triage_setup(**overrides) -> Triage:
     return Triage(
-        classifier=trained_classifier(),
         classifier_version="test-version",
         policy=load_support_policy(),
         router_policy=load_router_policy(),

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from support_helpers import tickets, triage_setup, with_names
+from support_helpers import tickets, trained_classifier, triage_setup, with_names
 
 from orchestration_pipelines.support.contract import validate_tickets
 from orchestration_pipelines.support.knowledge import KnowledgeBase
@@ -17,7 +17,7 @@ from orchestration_pipelines.support.triage import triage_tickets
 def run_local_path(raw: pd.DataFrame) -> pd.DataFrame:
     contract = validate_tickets(raw)
     accepted = with_names(contract.accepted)
-    routed = triage_tickets(accepted, triage_setup())
+    routed = triage_tickets(accepted, trained_classifier(), triage_setup())
     replies = draft_replies(accepted, routed, KnowledgeBase.load())
     return compose_outbox(accepted, contract.rejected, routed, replies)
 
@@ -72,7 +72,7 @@ def test_high_risk_replies_wait_for_approval_and_every_message_says_why_and_what
 def test_an_outbox_that_would_hold_a_ticket_twice_is_refused():
     contract = validate_tickets(tickets(5, seed=53).astype({"created_at": str}))
     accepted = with_names(contract.accepted)
-    routed = triage_tickets(accepted, triage_setup())
+    routed = triage_tickets(accepted, trained_classifier(), triage_setup())
     replies = draft_replies(accepted, routed, KnowledgeBase.load())
     doubled = pd.DataFrame([{"ticket_id": accepted["ticket_id"].iloc[0], "reason": "also rejected"}])
     with pytest.raises(AssertionError, match="exactly once"):

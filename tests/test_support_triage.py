@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from llm_fixtures import build_gateway, llm_tiers, sqlite_store
 from llm_server import LLMTestServer
-from support_helpers import oracle_responder, tickets, triage_setup, with_names
+from support_helpers import oracle_responder, tickets, trained_classifier, triage_setup, with_names
 
 from orchestration_pipelines.ledger import CallContext
 from orchestration_pipelines.router import gateway_ask
@@ -24,7 +24,7 @@ def batch() -> pd.DataFrame:
 
 
 def test_without_llm_tiers_every_ticket_is_answered_locally_or_goes_to_a_person(batch):
-    triaged = triage_tickets(batch, triage_setup()).set_index("ticket_id")
+    triaged = triage_tickets(batch, trained_classifier(), triage_setup()).set_index("ticket_id")
 
     assert list(triaged.reset_index().columns) == list(TRIAGE_COLUMNS)
     assert set(triaged.index) == set(batch["ticket_id"]) and triaged["route"].isin({"local", "human"}).all()
@@ -52,13 +52,16 @@ def test_without_llm_tiers_every_ticket_is_answered_locally_or_goes_to_a_person(
 def test_unsure_and_foreign_tickets_go_through_the_gateway_and_every_call_is_costed(batch, tmp_path):
     with LLMTestServer(oracle_responder(batch)) as server:
         gateway = build_gateway(sqlite_store(tmp_path), llm_tiers(server.base_url), cache=False)
-        prompt = intent_prompt(triage_setup().classifier.intents)
+        prompt = intent_prompt(trained_classifier().intents)
         setup = triage_setup(
             tier_cost_usd={"small": 0.0005, "strong": 0.005},
             remaining_budget_usd=lambda: gateway.ledger.remaining_budget("support"),
         )
         triaged = triage_tickets(
-            batch, setup, ask_for=lambda t: gateway_ask(gateway, prompt, t, CTX, "intent")
+            batch,
+            trained_classifier(),
+            setup,
+            ask_for=lambda t: gateway_ask(gateway, prompt, t, CTX, "intent"),
         )
 
     llm = triaged[triaged["route"].isin(["small", "strong"])]
@@ -78,7 +81,9 @@ def test_unsure_and_foreign_tickets_go_through_the_gateway_and_every_call_is_cos
 def test_an_empty_budget_sends_nothing_and_falls_back_to_local_or_a_person(batch):
     asked = []
     setup = triage_setup(tier_cost_usd={"small": 0.0005, "strong": 0.005}, remaining_budget_usd=lambda: 0.0)
-    triaged = triage_tickets(batch, setup, ask_for=lambda t: asked.append(t) or (lambda tier: None))
+    triaged = triage_tickets(
+        batch, trained_classifier(), setup, ask_for=lambda t: asked.append(t) or (lambda tier: None)
+    )
     assert asked == [] and triaged["route"].isin({"local", "human"}).all()
     assert triaged["reason"].str.contains("over budget").any()
 

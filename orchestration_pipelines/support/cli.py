@@ -48,9 +48,34 @@ def cmd_promote(args: argparse.Namespace) -> None:
     print(f"promoted {args.version} (previous: {previous})")
 
 
+def cmd_generate(args: argparse.Namespace) -> None:
+    from orchestration_pipelines.support.generator import write_demo_files
+
+    layout = paths()
+    landed = write_demo_files(
+        layout.history("support"),
+        layout.landing("support"),
+        tickets=args.tickets,
+        batches=args.batches,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    print(f"customers, orders and {args.tickets} labelled tickets -> {layout.history('support')}")
+    for name, batch in landed.items():
+        print(f"landing batch {name}: {len(batch)} tickets")
+
+
 def add_support_commands(sub: argparse._SubParsersAction) -> None:
-    support = sub.add_parser("support", help="support triage: train and promote the ticket classifier")
+    support = sub.add_parser("support", help="support triage: demo data, train and promote the classifier")
     support_sub = support.add_subparsers(dest="support_command", required=True)
+    generate = support_sub.add_parser(
+        "generate", help="write customers, orders, labelled tickets and landing batches under OP_DATA_DIR"
+    )
+    generate.add_argument("--tickets", type=int, default=3000, help="labelled tickets for training")
+    generate.add_argument("--batches", type=int, default=2)
+    generate.add_argument("--batch-size", type=int, default=200)
+    generate.add_argument("--seed", type=int, default=7)
+    generate.set_defaults(func=cmd_generate)
     train = support_sub.add_parser(
         "train", help="train and evaluate the classifier on your labelled tickets (any intent names)"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import string
+from pathlib import Path
 
 import pandas as pd
 
@@ -395,3 +396,29 @@ def _pii_sentence(rng: random.Random, customer: pd.Series) -> str:
     if choice == 2:
         return f"This is {customer['name']} writing."
     return ""
+
+
+def write_demo_files(
+    history_dir: Path, landing_dir: Path, *, tickets: int, batches: int, batch_size: int, seed: int
+) -> dict[str, pd.DataFrame]:
+    """Customers, orders and labelled tickets into ``history_dir``; unlabelled ticket batches into
+    ``landing_dir`` (written under a temporary name, then renamed, as the landing rules ask).
+    Returns the landed batches with their labels, for evaluation."""
+    history_dir.mkdir(parents=True, exist_ok=True)
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    customers = make_customers(max(100, tickets // 10), seed)
+    orders = make_orders(customers, 3, seed)
+    customers.to_csv(history_dir / "customers.csv", index=False)
+    orders.to_csv(history_dir / "orders.csv", index=False)
+    generate_tickets(tickets, seed, customers, orders, id_prefix="H").to_csv(
+        history_dir / "tickets.csv", index=False
+    )
+    landed = {}
+    for number in range(batches):
+        batch = generate_tickets(batch_size, seed + 1 + number, customers, orders, id_prefix=f"B{number}-")
+        name = f"tickets_{number + 1:03d}.csv"
+        partial = landing_dir / f".{name}.tmp"
+        batch.drop(columns=["intent", "urgency", "misleading"]).to_csv(partial, index=False)
+        partial.rename(landing_dir / name)
+        landed[name] = batch
+    return landed

@@ -96,7 +96,7 @@ def compose_outbox(
             "router_policy_version": row["router_policy_version"],
             "support_policy_version": row["support_policy_version"],
         }
-        cost = float(row["cost_usd"] or 0) + float(row.get("cost_usd_reply") or 0)
+        cost = _number(row["cost_usd"]) + _number(row.get("cost_usd_reply"))
         route = (row["intent"], row["route"], row["answered_by"])
         rows.append(
             (row["ticket_id"], row["customer_id"], status, reply, *route, why, json.dumps(data_used), cost)
@@ -108,6 +108,11 @@ def compose_outbox(
     if not outbox["ticket_id"].is_unique or set(outbox["ticket_id"]) != expected:
         raise AssertionError("the outbox must hold every input ticket id exactly once")
     return outbox
+
+
+def _number(value: object) -> float:
+    """A cost from a left join: missing (no reply row) is zero."""
+    return 0.0 if value is None or pd.isna(value) else float(value)
 
 
 def _text(value: object) -> str:

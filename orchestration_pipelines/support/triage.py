@@ -58,7 +58,8 @@ def intent_prompt(
 
 @dataclass(frozen=True)
 class Triage:
-    classifier: TicketClassifier
+    """What routing needs besides the tickets: versions, policies, LLM prices and the budget left."""
+
     classifier_version: str
     policy: SupportPolicy
     router_policy: RouterPolicy
@@ -157,10 +158,13 @@ def route_tickets(
 
 
 def triage_tickets(
-    tickets: pd.DataFrame, triage: Triage, ask_for: Callable[[Mapping[str, object]], Ask] | None = None
+    tickets: pd.DataFrame,
+    classifier: TicketClassifier,
+    triage: Triage,
+    ask_for: Callable[[Mapping[str, object]], Ask] | None = None,
 ) -> pd.DataFrame:
     """Classify and route in one go (what the benchmark and plain-Python callers use)."""
-    return route_tickets(tickets, classify_tickets(tickets, triage.classifier), triage, ask_for)
+    return route_tickets(tickets, classify_tickets(tickets, classifier), triage, ask_for)
 
 
 def _no_llm(tier: Route):
