@@ -45,10 +45,13 @@ def words_and_char_grams(text: str) -> list[str]:
     return tokens
 
 
+def calibrated_classifier(seed: int = 0) -> CalibratedClassifierCV:
+    return CalibratedClassifierCV(LinearSVC(C=0.5, random_state=seed), method="temperature", cv=3)
+
+
 def text_model(seed: int = 0) -> Pipeline:
     features = TfidfVectorizer(analyzer=words_and_char_grams, min_df=2, sublinear_tf=True, dtype=np.float32)
-    calibrated = CalibratedClassifierCV(LinearSVC(C=0.5, random_state=seed), method="temperature", cv=3)
-    return Pipeline([("features", features), ("classifier", calibrated)])
+    return Pipeline([("features", features), ("classifier", calibrated_classifier(seed))])
 
 
 def ticket_texts(df: pd.DataFrame, text_columns: Sequence[str] = ("subject", "body")) -> list[str]:
@@ -73,9 +76,11 @@ class Predictions:
 
 @dataclass
 class TicketClassifier:
+    """``urgency_model`` reads the intent model's features, so a ticket is tokenised once."""
+
     text_columns: tuple[str, ...]
     intent_model: Pipeline
-    urgency_model: Pipeline | None = None
+    urgency_model: CalibratedClassifierCV | None = None
     intents: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -91,7 +96,7 @@ class TicketClassifier:
         top = probabilities.argmax(axis=1)
         urgency = urgency_confidence = None
         if self.urgency_model is not None:
-            urgency_probabilities = self.urgency_model.predict_proba(texts)
+            urgency_probabilities = self.urgency_model.predict_proba(features)
             urgency = self.urgency_model.classes_[urgency_probabilities.argmax(axis=1)]
             urgency_confidence = urgency_probabilities.max(axis=1)
         return Predictions(
@@ -169,11 +174,12 @@ def train_classifier(
             str(lang): _metrics(group["_intent"], predicted[group.index])
             for lang, group in holdout.groupby(holdout[language].fillna("und").astype(str))
         }
-    classifier = TicketClassifier(
-        tuple(text_columns),
-        _fit(data, "_intent", seed),
-        _fit(data.assign(_urgency=data[urgency].astype(str)), "_urgency", seed) if urgency else None,
-    )
+    intent_model = _fit(data, "_intent", seed)
+    urgency_model = None
+    if urgency:
+        features = intent_model.named_steps["features"].transform(data["_text"].tolist())
+        urgency_model = calibrated_classifier(seed).fit(features, data[urgency].astype(str).tolist())
+    classifier = TicketClassifier(tuple(text_columns), intent_model, urgency_model)
     report = TrainingReport(metrics, len(train), len(holdout), int((~usable).sum()))
     return classifier, report
 

@@ -43,7 +43,8 @@ def draft_replies(
     agent: Callable[[Mapping[str, object]], AgentDraft] | None = None,
 ) -> pd.DataFrame:
     """One row per ticket that got a reply or an attempt (``REPLY_COLUMNS``)."""
-    merged = tickets.merge(routed[["ticket_id", "intent", "route"]], on="ticket_id")
+    routing = routed[["ticket_id", "intent", "route"]]
+    merged = tickets.drop(columns=["intent", "route"], errors="ignore").merge(routing, on="ticket_id")
     local = merged[merged["route"] == "local"]
     rows = []
     if not local.empty:

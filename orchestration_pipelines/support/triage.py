@@ -108,10 +108,10 @@ def route_tickets(
 ) -> pd.DataFrame:
     """One row per ticket (``TRIAGE_COLUMNS``). Without ``ask_for`` no LLM tier is offered to the router."""
     tier_costs = triage.tier_cost_usd if ask_for else {}
-    by_id = classification.set_index("ticket_id")
+    by_id = {row["ticket_id"]: row for row in classification.to_dict("records")}
     rows = []
     for ticket in tickets.to_dict("records"):
-        local = by_id.loc[ticket["ticket_id"]]
+        local = by_id[ticket["ticket_id"]]
         local_intent, confidence, urgency = (
             local["local_intent"],
             float(local["local_confidence"]),
