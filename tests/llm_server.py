@@ -85,14 +85,17 @@ class LLMTestServer:
         tokenizer: Tokenizer = token_count,
         json_schema_supported: bool = True,
         error_headers: Callable[[], dict[str, str]] = dict,
+        latency_s: float = 0.0,
     ):
         """``tokenizer`` counts the tokens of the messages and of the serialised response format and tools
-        (providers bill those too); ``error_headers`` are sent with every error answer (``Retry-After``)."""
+        (providers bill those too); ``error_headers`` are sent with every error answer (``Retry-After``);
+        ``latency_s`` delays every answer, like a real model's generation time."""
         self.responder = responder
         self.slow_seconds = slow_seconds
         self.tokenizer = tokenizer
         self.json_schema_supported = json_schema_supported
         self.error_headers = error_headers
+        self.latency_s = latency_s
         self.requests: list[RecordedRequest] = []
         self._scripts: dict[str | None, deque[str]] = {}
         self._lock = threading.Lock()
@@ -197,6 +200,7 @@ class LLMTestServer:
                 )
                 if behaviour == "slow":  # recorded first: the client may time out before the answer
                     time.sleep(server.slow_seconds)
+                time.sleep(server.latency_s)
                 if behaviour in ERROR_STATUSES:
                     kind = {"429": "rate_limit_exceeded", "408": "timeout", "409": "conflict"}
                     error = kind.get(behaviour, "server_error")
