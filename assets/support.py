@@ -288,7 +288,7 @@ def routes(
     gateway = llm.gateway()
     ctx = llm.call_context(context, WORKFLOW)
     store = opstore.store()
-    prompt = intent_prompt(classification_intents(classification))
+    prompt = intent_prompt(classification_intents(classification), store)
     ask_for, tier_costs = None, {}
     if gateway.tiers and len(tickets):
         sample, _ = gateway.messages(prompt, tickets.iloc[0].to_dict(), WORKFLOW)
@@ -346,6 +346,7 @@ def replies(
     orders: pd.DataFrame,
     labelled_tickets: pd.DataFrame,
     llm: LLMGatewayResource,
+    opstore: OperationalStoreResource,
 ) -> pd.DataFrame:
     """Templated replies citing a knowledge-base article for tickets answered locally; drafts by the
     bounded agent for tickets routed to an LLM tier (reviewed, never sent here)."""
@@ -355,7 +356,7 @@ def replies(
     agent = None
     if gateway.tiers:
         ctx = llm.call_context(context, WORKFLOW)
-        prompt = PromptRegistry().active("support_agent")
+        prompt = PromptRegistry().active("support_agent", opstore.store())
         policy = load_support_policy()
 
         def agent(ticket):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.prompt_registry import Prompt, PromptRegistry
 from orchestration_pipelines.router import Ask, Route, RouterPolicy, RoutingContext, carry_out, route
 from orchestration_pipelines.support.classifier import TicketClassifier
@@ -42,13 +43,11 @@ TRIAGE_COLUMNS = (
 )
 
 
-def intent_prompt(
-    intents: list[str], registry: PromptRegistry | None = None, version: int | None = None
-) -> Prompt:
-    """The versioned intent prompt with its output restricted to the classifier's intents, so a company's
-    own intent names are the only answers a model may give."""
-    registry = registry or PromptRegistry()
-    prompt = registry.get(INTENT_PROMPT_ID, version) if version else registry.active(INTENT_PROMPT_ID)
+def intent_prompt(intents: list[str], store: OpStore | None = None) -> Prompt:
+    """The active intent prompt (a version promoted in ``store``, else the newest released file) with its
+    output restricted to the classifier's intents, so a company's own intent names are the only answers
+    a model may give."""
+    prompt = PromptRegistry().active(INTENT_PROMPT_ID, store)
     schema = prompt.output_schema | {
         "properties": prompt.output_schema["properties"]
         | {"intent": prompt.output_schema["properties"]["intent"] | {"enum": list(intents)}}
