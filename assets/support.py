@@ -288,15 +288,18 @@ def routes(
     gateway = llm.gateway()
     ctx = llm.call_context(context, WORKFLOW)
     store = opstore.store()
-    prompt = intent_prompt(classification_intents(classification), store)
-    ask_for, tier_costs = None, {}
-    if gateway.tiers and len(tickets):
+    prompt = intent_prompt(_classifier_intents(classification), store)
+
+    def ask_for(ticket):
+        return gateway_ask(gateway, prompt, ticket, ctx, "intent")
+
+    tier_costs = {}
+    if gateway.tiers and len(tickets):  # the worst case of a typical request: what the router weighs
         sample, _ = gateway.messages(prompt, tickets.iloc[0].to_dict(), WORKFLOW)
         tier_costs = {
             t: gateway.worst_case_cost(t, gateway.structured_request(t, prompt, sample))
             for t in gateway.tier_names
         }
-        ask_for = lambda ticket: gateway_ask(gateway, prompt, ticket, ctx, "intent")  # noqa: E731
     triage = Triage(
         classifier_version=str(classification["classifier_version"].iloc[0]) if len(classification) else "",
         policy=load_support_policy(),
@@ -304,14 +307,14 @@ def routes(
         tier_cost_usd=tier_costs,
         remaining_budget_usd=lambda: gateway.ledger.remaining_budget(WORKFLOW),
     )
-    routed = route_tickets(tickets, classification, triage, ask_for)
+    routed = route_tickets(tickets, classification, triage, ask_for if gateway.tiers else None)
     routed["prompt"] = f"{prompt.id}.v{prompt.version}"
     routed.insert(0, "batch_id", context.partition_key)
     context.add_output_metadata(_routing_metadata(routed) | llm.run_usage_metadata(context))
     return routed
 
 
-def classification_intents(classification: pd.DataFrame) -> list[str]:
+def _classifier_intents(classification: pd.DataFrame) -> list[str]:
     return (
         list(json.loads(classification["intent_probabilities"].iloc[0]))
         if len(classification)
