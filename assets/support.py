@@ -23,6 +23,7 @@ from dagster import (
     asset,
     asset_check,
 )
+from dagster_duckdb import DuckDBResource
 
 from orchestration_pipelines.audit import append_audit_event
 from orchestration_pipelines.landing import UnreadableFile, file_sha256, quarantine_file, read_table_file
@@ -37,6 +38,7 @@ from orchestration_pipelines.support.contract import read_ticket_file, validate_
 from orchestration_pipelines.support.knowledge import KnowledgeBase
 from orchestration_pipelines.support.outbox import OUTBOX_STATUSES, compose_outbox, draft_replies
 from orchestration_pipelines.support.policy import load_support_policy
+from orchestration_pipelines.support.tables import create_tables
 from orchestration_pipelines.support.triage import Triage, classify_tickets, intent_prompt, route_tickets
 from resources.landing import LandingZoneResource
 from resources.llm import LLM_POOL, LLMGatewayResource
@@ -152,7 +154,10 @@ def classifier(
 
 @asset(**_batch_table)
 def raw_tickets(
-    context: AssetExecutionContext, landing: LandingZoneResource, opstore: OperationalStoreResource
+    context: AssetExecutionContext,
+    landing: LandingZoneResource,
+    opstore: OperationalStoreResource,
+    warehouse: DuckDBResource,
 ) -> pd.DataFrame:
     """One landed ticket file against the ticket contract: accepted rows (with notes) and rejected rows
     (``contract_status = 'rejected'`` with the reason), so no ticket is dropped. An unreadable file is
@@ -186,6 +191,8 @@ def raw_tickets(
     rejected = contract.rejected.assign(contract_status="rejected")
     batch = pd.concat([accepted, rejected], ignore_index=True).astype({"created_at": "datetime64[ns, UTC]"})
     batch.insert(0, "batch_id", name)
+    with warehouse.get_connection() as con:
+        create_tables(con)
     context.add_output_metadata(
         {
             SOURCE_SHA_METADATA: sha,

@@ -18,6 +18,7 @@ from orchestration_pipelines.audit import read_audit_log
 from orchestration_pipelines.definitions import build_resources
 from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.support.generator import write_demo_files
+from orchestration_pipelines.support.tables import TABLES, column_names
 from sensors.support import support_landing_sensor
 
 
@@ -94,6 +95,9 @@ def test_a_landed_batch_runs_from_sensor_to_outbox_without_an_llm(data_env, demo
     assert 0 <= metadata(instance, "classification")["low_confidence_share"] <= 1
     assert set(metadata(instance, "routes")["route_shares"]) <= {"local", "human"}
     assert metadata(instance, "outbox")["tickets"] == len(input_ids)
+    for table in TABLES:  # inserts are positional: every frame must have the declared columns in order
+        written = [column.name for column in metadata(instance, table)["dataframe_columns"].columns]
+        assert written == column_names(table), table
     events = {e.event for e in read_audit_log(OpStore(f"sqlite:///{data_env / 'opstore.sqlite'}"), "support")}
     assert {"model_promoted", "outbox_written"} <= events
 
@@ -152,3 +156,17 @@ def test_an_unreadable_file_is_quarantined_with_its_reason(data_env, instance):
     assert not result.success
     reason = json.loads((data_env / "quarantine" / "support" / "broken.parquet.reason.json").read_text())
     assert reason["file"] == "broken.parquet" and reason["sha256"]
+
+
+def test_a_batch_in_which_every_ticket_is_rejected_still_ends_in_the_outbox(data_env, demo, instance):
+    assert materialize(SUPPORT_REFERENCE_ASSETS, resources=build_resources(), instance=instance).success
+    landing = data_env / "landing" / "support"
+    frame = pd.read_csv(landing / "tickets_001.csv", dtype=str, keep_default_na=False).head(3)
+    frame.assign(customer_id="").to_csv(landing / "all_bad.csv", index=False)
+
+    assert run_batch(instance, "all_bad.csv").success
+
+    outbox = outbox_rows(data_env, "all_bad.csv")
+    assert (
+        sorted(outbox["ticket_id"]) == sorted(frame["ticket_id"]) and (outbox["status"] == "rejected").all()
+    )

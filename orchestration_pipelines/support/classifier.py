@@ -56,6 +56,8 @@ def text_model(seed: int = 0) -> Pipeline:
 
 def ticket_texts(df: pd.DataFrame, text_columns: Sequence[str] = ("subject", "body")) -> list[str]:
     """The text a ticket is classified on: its text columns joined, missing values as empty."""
+    if df.empty:  # a row-wise join of no rows is a frame, not a series
+        return []
     return df[list(text_columns)].fillna("").astype(str).agg("\n".join, axis=1).tolist()
 
 
