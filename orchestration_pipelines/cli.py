@@ -1,4 +1,4 @@
-"""``orchestration-pipelines``: the demo, data generation, and fraud scoring/training outside Dagster."""
+"""``orchestration-pipelines``: the demo, data generation, fraud scoring/training and support training."""
 
 from __future__ import annotations
 
@@ -237,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_audit)
 
     maintenance_cli.add_parser(sub)
+
+    from orchestration_pipelines.support.cli import add_support_commands
+
+    add_support_commands(sub)
     return parser
 
 

@@ -8,12 +8,14 @@ from assets.fraud import FRAUD_ASSETS, FRAUD_CHECKS
 from assets.fraud_lifecycle import no_stranded_batches
 from assets.llm_ops import LLM_OPS_ASSETS, LLM_OPS_CHECKS, llm_resources
 from assets.maintenance import MAINTENANCE_ASSETS, MAINTENANCE_CHECKS
+from assets.support import SUPPORT_ASSETS, SUPPORT_CHECKS
 from orchestration_pipelines.jobs import (
     fraud_account_state_rebuild_job,
     fraud_scoring_job,
     fraud_training_job,
     maintenance_daily_job,
     maintenance_training_job,
+    support_triage_job,
 )
 from orchestration_pipelines.schedules import fraud_nightly_training, maintenance_daily
 from resources.landing import landing_zone_resource
@@ -24,6 +26,7 @@ from resources.warehouse import warehouse_io_manager, warehouse_resource
 from sensors.automation import automation_condition_sensor
 from sensors.fraud import fraud_landing_sensor
 from sensors.maintenance import maintenance_landing_sensor
+from sensors.support import support_landing_sensor
 
 
 def build_resources() -> dict:
@@ -42,17 +45,29 @@ def build_resources() -> dict:
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=[*FRAUD_ASSETS, *LLM_OPS_ASSETS, *MAINTENANCE_ASSETS],
-        asset_checks=[*FRAUD_CHECKS, no_stranded_batches, *LLM_OPS_CHECKS, *MAINTENANCE_CHECKS],
+        assets=[*FRAUD_ASSETS, *LLM_OPS_ASSETS, *MAINTENANCE_ASSETS, *SUPPORT_ASSETS],
+        asset_checks=[
+            *FRAUD_CHECKS,
+            no_stranded_batches,
+            *LLM_OPS_CHECKS,
+            *MAINTENANCE_CHECKS,
+            *SUPPORT_CHECKS,
+        ],
         jobs=[
             fraud_scoring_job,
             fraud_training_job,
             fraud_account_state_rebuild_job,
             maintenance_daily_job,
             maintenance_training_job,
+            support_triage_job,
         ],
         schedules=[fraud_nightly_training, maintenance_daily],
-        sensors=[fraud_landing_sensor, maintenance_landing_sensor, automation_condition_sensor],
+        sensors=[
+            fraud_landing_sensor,
+            maintenance_landing_sensor,
+            support_landing_sensor,
+            automation_condition_sensor,
+        ],
         resources=build_resources(),
     )
 

@@ -5,7 +5,8 @@ Two layers, both applied before any text leaves the process:
 * the data policy (``policies/data_policy.yaml``) says, per workflow, which record fields may enter a
   model at all, which enter only as placeholders, and drops everything else;
 * the redactor replaces emails, phone numbers, Luhn-valid card numbers and checksum-valid IBANs in the
-  remaining free text with placeholders such as ``[EMAIL_1]``.
+  remaining free text with placeholders such as ``[EMAIL_1]``, and the values of placeholder fields
+  (the customer's name) wherever they recur, in any case and by their parts (``Jane`` of ``Jane Doe``).
 
 The placeholder map never leaves the process, so outputs that need the real values (a drafted reply)
 are restored locally with ``restore``.
@@ -30,6 +31,28 @@ _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 # 9 to 15 digits with the usual separators: long enough to skip dates, short enough to skip cards;
 # never the middle of a longer digit run (a Luhn-invalid card number is not a phone number either).
 _PHONE = re.compile(r"(?<![\w+])(?<!\d[ .-])\+?\(?\d(?:[\s().-]{0,2}\d){8,14}(?![\w])(?![ .-]?\d)")
+# Name particles are ordinary words in many languages ("la factura de"): never redacted on their own.
+# fmt: off
+_NAME_PARTICLES = frozenset({
+    "al", "bin", "da", "das", "de", "del", "della", "den", "der", "di", "do", "dos", "du", "e", "el", "ibn",
+    "la", "las", "le", "los", "st", "ten", "ter", "van", "von", "y",
+})
+# fmt: on
+
+
+def _whole_words(value: str) -> re.Pattern[str]:
+    """``value`` as whole words, any case, any whitespace between its words (``Jane's`` matches Jane)."""
+    words = r"\s+".join(re.escape(word) for word in value.split())
+    return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
+
+
+def name_parts(value: str) -> list[str]:
+    """The parts of a name a text may use alone: no initials, no particles; none for an e-mail address."""
+    if "@" in value:
+        return []
+    parts = [part for part in re.split(r"[\s-]+", value) if len(part) > 1]
+    parts = [part for part in parts if part.casefold() not in _NAME_PARTICLES]
+    return parts if len(parts) > 1 else []
 
 
 def luhn_valid(digits: str) -> bool:
@@ -84,8 +107,18 @@ class Redactor:
         return self._by_value[value]
 
     def redact_literal(self, text: str, kind: str, value: str) -> str:
-        """Redact a configured field's value wherever it recurs in free text (a name in a ticket body)."""
-        return text.replace(value, self.placeholder(kind, value)) if value.strip() else text
+        """Redact a configured field's value wherever it recurs in free text (a name in a ticket body),
+        in any case, and each of its parts alone as ``[KIND_n_PART_i]`` (restored to that part)."""
+        value = value.strip()
+        if not value:
+            return text
+        whole = self.placeholder(kind, value)
+        text = _whole_words(value).sub(lambda _: whole, text)
+        for index, part in enumerate(name_parts(value), start=1):
+            if part not in self._by_value:
+                self._by_value[part] = f"{whole[:-1]}_PART_{index}]"
+            text = _whole_words(part).sub(lambda _, part=part: self._by_value[part], text)
+        return text
 
     def redact_text(self, text: str) -> str:
         text = _IBAN.sub(lambda m: self._checked(m, "IBAN", iban_valid(m.group())), text)

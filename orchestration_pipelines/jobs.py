@@ -12,6 +12,7 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, account_state
 from assets.fraud_lifecycle import no_stranded_batches
 from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model
+from assets.support import SUPPORT_BATCH_ASSETS
 
 fraud_scoring_job = define_asset_job(
     "fraud_scoring_job",
@@ -48,4 +49,11 @@ maintenance_training_job = define_asset_job(
     selection=AssetSelection.assets(anomaly_model),
     executor_def=in_process_executor,
     description="Train the per-type anomaly models on healthy maintenance history and promote them.",
+)
+
+support_triage_job = define_asset_job(
+    "support_triage_job",
+    selection=AssetSelection.assets(*SUPPORT_BATCH_ASSETS),
+    executor_def=in_process_executor,
+    description="Triage one landed ticket file: contract, classification, routes, replies, outbox.",
 )

@@ -9,7 +9,7 @@ step with a named actor that updates the active-version pointer and appends an a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -195,6 +195,32 @@ def list_experiments(store: OpStore) -> list[str]:
         ]
 
 
+class UnknownVersion(LookupError):
+    """A promotion names a version that does not exist: activating it would break every later call."""
+
+
+def _check_version_exists(
+    kind: str, name: str, version: str, payload: dict[str, Any] | None, known_versions: Collection[str] | None
+) -> None:
+    if known_versions is not None:
+        exists = version in known_versions
+    elif kind == "prompt":
+        from orchestration_pipelines.prompt_registry import PromptRegistry  # it imports this module
+
+        exists = version in {str(v) for v in PromptRegistry().versions(name)}
+    elif kind == "router_policy":
+        from orchestration_pipelines.router import RouterPolicy  # it imports this module
+
+        try:
+            exists = payload is not None and RouterPolicy.from_dict(payload).version == version
+        except (KeyError, TypeError, ValueError):
+            exists = False
+    else:
+        raise ValueError(f"cannot tell whether {kind} {name!r} has version {version!r}: pass known_versions")
+    if not exists:
+        raise UnknownVersion(f"{kind} {name!r} has no version {version!r}; nothing was promoted")
+
+
 def promote(
     store: OpStore,
     *,
@@ -206,10 +232,16 @@ def promote(
     reason: str,
     payload: dict[str, Any] | None = None,
     evidence: ShadowComparison | None = None,
+    known_versions: Collection[str] | None = None,
 ) -> ActiveVersion:
-    """Make ``version`` active; needs a named actor and a reason, both audited with the evidence."""
+    """Make ``version`` active; needs a named actor and a reason, both audited with the evidence.
+
+    The version must exist: a prompt file of that version, a router policy payload carrying it, or
+    one of ``known_versions`` (required for other kinds, e.g. a model registry's versions).
+    """
     if not actor.strip() or not reason.strip():
         raise ValueError("a promotion needs a named actor and a reason")
+    _check_version_exists(kind, name, version, payload, known_versions)
     previous = active_version(store, kind, name)
     promoted_at = datetime.now(UTC).isoformat()
     with store.transaction(exclusive=True) as cur:

@@ -91,3 +91,19 @@ def test_unknown_workflows_send_nothing_and_forbidden_fields_are_refused():
     assert POLICY.for_workflow("fraud").prepare({"amount": 5, "card_id": "c1"}).values == {}
     with pytest.raises(PolicyViolation, match="customer_id"):
         POLICY.for_workflow("support").check_fields({"body", "customer_id"})
+
+
+def test_a_name_is_caught_in_any_case_by_its_parts_and_restored_as_written():
+    record = {
+        "customer_name": "María de la Cruz-Ortega",
+        "body": "Soy MARÍA. La factura de maría de la cruz-ortega, pagada por la Sra. Ortega y Cruz.",
+    }
+    redaction = POLICY.for_workflow("support").prepare(record)
+    body = redaction.values["body"]
+
+    for part in ("maría", "cruz", "ortega"):
+        assert part not in body.casefold()
+    assert "La factura de" in body and " la " in body  # particles stay ordinary words
+    assert redaction.restore(body) == (
+        "Soy María. La factura de María de la Cruz-Ortega, pagada por la Sra. Ortega y Cruz."
+    )

@@ -90,7 +90,10 @@ def test_summaries_per_day_and_per_run(store):
 def test_the_budget_stops_paid_calls_before_they_are_made(server, tmp_path):
     store = sqlite_store(tmp_path)
     gateway = build_gateway(store, llm_tiers(server.base_url), daily_budget_usd=0.02, cache=False)
-    worst_case = gateway.worst_case_cost("strong", gateway.messages(triage_prompt(), TICKET, "support")[0])
+    messages = gateway.messages(triage_prompt(), TICKET, "support")[0]
+    worst_case = gateway.worst_case_cost(
+        "strong", gateway.structured_request("strong", triage_prompt(), messages)
+    )
 
     results = [
         gateway.complete(triage_prompt(), TICKET | {"subject": f"s{n:02}"}, CTX, start_tier="strong")

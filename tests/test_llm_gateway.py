@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
+from email.utils import formatdate
 
 import pytest
 from llm_fixtures import (
@@ -19,10 +21,12 @@ from llm_fixtures import (
 )
 from llm_server import LLMTestServer
 
+from orchestration_pipelines.audit import read_audit_log
 from orchestration_pipelines.governance import PolicyViolation
 from orchestration_pipelines.ledger import CallContext
-from orchestration_pipelines.llm import RateLimiter
+from orchestration_pipelines.llm import Backoff, RateLimiter
 from orchestration_pipelines.prompt_registry import PromptRegistry
+from orchestration_pipelines.shadow import promote
 
 CTX = CallContext(workflow="support", asset="ticket_triage", run_id="run-1", partition="2025-01-01")
 
@@ -251,3 +255,155 @@ def test_the_token_limit_also_throttles(server, store):
         gateway.complete(triage_prompt(), TICKET | {"subject": f"s{n}"}, CTX)
     # each request reserves ~700 estimated tokens (prompt + max output): four need over a second of quota
     assert time.monotonic() - started >= 1.0
+
+
+# --- what the support workflow needs from the gateway (issue 7, section 4) ---
+
+
+def one_token_per_character(text: str) -> int:
+    return len(text)
+
+
+def test_the_budget_is_never_overspent_even_when_every_character_is_a_token(store):
+    """A reservation of 3 characters a token without the schema let a 0.03 USD budget spend 0.0324."""
+    with LLMTestServer(tokenizer=one_token_per_character) as server:
+        tiers = [
+            replace(tier, input_price_per_1k=0.02, output_price_per_1k=0.001)
+            for tier in llm_tiers(server.base_url)
+        ]
+        gateway = build_gateway(store, tiers, daily_budget_usd=0.03, cache=False)
+        results = [
+            gateway.complete(triage_prompt(), TICKET | {"subject": f"Charge {n}"}, CTX, start_tier="small")
+            for n in range(12)
+        ]
+
+    by_model = {tier.model: tier for tier in tiers}
+    billed = sum(by_model[r.model].cost(r.prompt_tokens, r.completion_tokens) for r in server.requests)
+    assert server.requests and billed <= 0.03
+    assert gateway.ledger.spent("support") == pytest.approx(billed)  # reconciled with reported usage
+    assert {row["outcome"] for row in gateway.ledger.rows()} <= {"ok", "over_budget"}
+    assert results[-1].needs_human and "over daily budget" in results[-1].reason
+
+
+def test_the_reservation_bounds_every_byte_of_the_request_and_the_output_limit(store):
+    with LLMTestServer(tokenizer=lambda text: len(text.encode())) as server:
+        gateway = build_gateway(store, llm_tiers(server.base_url), cache=False)
+        accented = TICKET | {"body": "Ünïcödé " * 40 + TICKET["body"]}
+        request = gateway.structured_request(
+            "small", triage_prompt(), gateway.messages(triage_prompt(), accented, "support")[0]
+        )
+        bound = gateway.worst_case_cost("small", request)
+        gateway.complete(triage_prompt(), accented, CTX, start_tier="small")
+
+    [sent] = server.requests
+    small = gateway.tiers[0]
+    assert small.cost(sent.prompt_tokens, small.max_output_tokens) <= bound
+    assert sent.body["max_completion_tokens"] == small.max_output_tokens
+
+
+def test_names_are_redacted_whatever_their_case_and_by_their_parts(store):
+    ticket = TICKET | {
+        "body": "jane doe here. JANE needs help; Mrs Doe paid twice. Jane's order. Doesn't Janet matter?"
+    }
+    with LLMTestServer() as server:
+        gateway = build_gateway(store, llm_tiers(server.base_url))
+        gateway.complete(triage_prompt(), ticket, CTX)
+    sent = server.requests[0].raw_body
+    lowered = sent.lower().replace("janet", "").replace("doesn't", "")
+    assert "jane" not in lowered and "doe" not in lowered
+    assert "Janet" in sent and "Doesn't" in sent  # other words that merely start with a name part stay
+
+
+def test_promoting_a_version_that_does_not_exist_is_refused(store):
+    for kind, name, version, payload in (
+        ("prompt", "support_triage", "7", None),
+        ("prompt", "no_such_prompt", "1", None),
+        ("router_policy", "router", "2025-09.1", None),
+        ("router_policy", "router", "2025-09.1", {"version": "2025-01.2"}),
+    ):
+        with pytest.raises(LookupError):
+            promote(
+                store,
+                kind=kind,
+                name=name,
+                version=version,
+                actor="ana",
+                workflow="support",
+                reason="typo",
+                payload=payload,
+            )
+    assert PromptRegistry().active("support_triage", store).version == 1
+    assert [e for e in read_audit_log(store) if e.event == "promotion"] == []
+
+
+def test_structured_output_is_strict_where_the_endpoint_supports_it(server, store):
+    build_gateway(store, llm_tiers(server.base_url)).complete(triage_prompt(), TICKET, CTX)
+    [request] = server.requests
+    response_format = request.body["response_format"]
+    assert response_format["type"] == "json_schema" and response_format["json_schema"]["strict"] is True
+    schema = response_format["json_schema"]["schema"]
+    assert sorted(schema["required"]) == sorted(schema["properties"])
+    assert "minimum" not in json.dumps(schema)  # outside the strict subset: validated locally instead
+
+
+def test_a_server_without_json_schema_support_gets_json_object_and_the_tier_remembers_it(store):
+    with LLMTestServer(json_schema_supported=False) as server:
+        gateway = build_gateway(store, llm_tiers(server.base_url), cache=False)
+        first = gateway.complete(triage_prompt(), TICKET, CTX, start_tier="small")
+        second = gateway.complete(triage_prompt(), TICKET | {"subject": "again"}, CTX, start_tier="small")
+        server.script("malformed", model="small-model")
+        third = gateway.complete(triage_prompt(), TICKET | {"subject": "third"}, CTX, start_tier="small")
+
+    assert (first.tier, second.tier, third.tier) == ("small", "small", "small")
+    assert first.value.category == "billing" and not third.needs_human
+    formats = [(r.model, r.body["response_format"]["type"], r.behaviour) for r in server.requests]
+    assert formats == [
+        ("small-model", "json_schema", "unsupported_format"),
+        ("small-model", "json_object", "ok"),
+        ("small-model", "json_object", "ok"),
+        ("small-model", "json_object", "malformed"),  # validated locally, retried once
+        ("small-model", "json_object", "ok"),
+    ]
+    prompt_text = json.dumps(server.requests[1].body["messages"])
+    assert '\\"confidence\\"' in prompt_text and "maximum" in prompt_text  # the schema is in the prompt
+    rows = gateway.ledger.rows()
+    assert [row["error"] for row in rows[:2]] == ["unsupported_response_format", None]
+    assert rows[0]["cost_usd"] == 0
+
+
+def test_a_plain_server_error_is_not_mistaken_for_an_unsupported_format(server, store):
+    server.script("500", model="small-model")
+    gateway = build_gateway(store, llm_tiers(server.base_url))
+    gateway.complete(triage_prompt(), TICKET, CTX, start_tier="small")
+    gateway.complete(triage_prompt(), TICKET | {"subject": "next"}, CTX, start_tier="small")
+    assert [r.body["response_format"]["type"] for r in server.requests] == ["json_schema"] * 3
+
+
+@pytest.mark.parametrize("status", ["408", "409", "503"])
+def test_timeouts_conflicts_and_unavailability_are_retried(server, store, status):
+    server.script(status, model="small-model")
+    result = build_gateway(store, llm_tiers(server.base_url)).complete(triage_prompt(), TICKET, CTX)
+    assert result.outcome == "retried" and [r.behaviour for r in server.requests] == [status, "ok"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "at_least", "at_most"),
+    [
+        (lambda: {"retry-after-ms": "400"}, 0.38, 1.5),
+        (lambda: {"retry-after": "1"}, 0.95, 2.0),
+        (lambda: {"retry-after": formatdate(time.time() + 2, usegmt=True)}, 0.95, 3.0),
+    ],
+    ids=["retry-after-ms", "seconds", "http-date"],
+)
+def test_the_providers_retry_after_is_honoured(store, headers, at_least, at_most):
+    with LLMTestServer(error_headers=headers) as server:
+        server.script("429", model="small-model")
+        build_gateway(store, llm_tiers(server.base_url)).complete(triage_prompt(), TICKET, CTX)
+    first, second = server.requests
+    assert at_least <= second.received_at - first.received_at <= at_most
+
+
+def test_an_absurd_retry_after_is_capped():
+    assert Backoff(retry_after_max_s=5).delay(0, {"retry-after": "86400"}) == 5
+    assert Backoff().delay(0, {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0  # in the past
+    assert 0 <= Backoff(base_s=0.01, max_s=0.05).delay(3, {"retry-after": "soon"}) <= 0.05
