@@ -24,7 +24,12 @@ from resources.landing import LandingZoneResource
 LANDING_SHA_TAG = "maintenance/landing_sha256"
 
 
-@sensor(job=maintenance_daily_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING)
+@sensor(
+    job=maintenance_daily_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Turns each new or changed readings file into runs of the days it covers.",
+)
 def maintenance_landing_sensor(context: SensorEvaluationContext, landing: LandingZoneResource):
     folder = landing.landing(WORKFLOW) / "readings"
     cursor = decode_cursor(context.cursor)

@@ -14,7 +14,12 @@ from orchestration_pipelines.landing import decode_cursor, encode_cursor, plan_n
 from resources.landing import LandingZoneResource
 
 
-@sensor(job=support_triage_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+@sensor(
+    job=support_triage_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Turns each new or changed ticket file into a support batch and runs triage on it.",
+)
 def support_landing_sensor(context: SensorEvaluationContext, landing: LandingZoneResource):
     cursor = decode_cursor(context.cursor)
     landed = scan_landing(landing.landing(WORKFLOW), known=cursor)
