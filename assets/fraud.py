@@ -31,6 +31,8 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
+    TableColumn,
+    TableSchema,
     asset,
     asset_check,
     multi_asset_check,
@@ -114,6 +116,11 @@ _batch_table = {
 }
 
 
+def _rounded(value: float) -> MetadataValue:
+    """Metrics to four decimals: more digits are noise on hold-outs of this size."""
+    return MetadataValue.float(round(float(value), 4))
+
+
 def _queue_metadata(counts: dict[str, int]) -> dict[str, MetadataValue]:
     total = max(sum(counts.values()), 1)
     return {
@@ -124,10 +131,9 @@ def _queue_metadata(counts: dict[str, int]) -> dict[str, MetadataValue]:
                     {
                         "queue": list(counts),
                         "cases": list(counts.values()),
-                        "share": [n / total for n in counts.values()],
+                        "share": [f"{n / total:.2%}" for n in counts.values()],
                     }
-                ),
-                4,
+                )
             )
         ),
     }
@@ -165,7 +171,7 @@ def labelled_history(
     context.add_output_metadata(
         {
             "files": MetadataValue.json([p.name for p in files]),
-            "fraud_rate": MetadataValue.float(float(history["is_fraud"].mean())),
+            "fraud_rate": MetadataValue.text(f"{history['is_fraud'].mean():.3%}"),
             "first_transaction": str(history["timestamp"].min()),
             "last_transaction": str(history["timestamp"].max()),
         }
@@ -214,17 +220,17 @@ def model_candidate(
     context.add_output_metadata(
         {
             "model_version": card["version"],
-            "pr_auc": MetadataValue.float(result.metrics["pr_auc"]),
+            "pr_auc": _rounded(result.metrics["pr_auc"]),
             "pr_auc_95ci": str(result.metrics.get("pr_auc_ci", "narrow: many fraud cases")),
-            "recall_at_1pct_fpr": MetadataValue.float(result.metrics["recall_at_1pct_fpr"]),
+            "recall_at_1pct_fpr": _rounded(result.metrics["recall_at_1pct_fpr"]),
             "recall_at_1pct_fpr_95ci": str(result.metrics.get("recall_at_1pct_fpr_ci", "narrow")),
-            "roc_auc": MetadataValue.float(result.metrics["roc_auc"]),
+            "roc_auc": _rounded(result.metrics["roc_auc"]),
             "holdout_rows": MetadataValue.int(result.metrics["n_rows"]),
             "holdout_fraud_cases": MetadataValue.int(result.metrics["n_positive"]),
             "selected_config": MetadataValue.json(result.selection["chosen"]),
             "selection_why": result.selection["why"],
             "current_model": current,
-            "current_model_pr_auc": MetadataValue.float(baseline.metrics["pr_auc"])
+            "current_model_pr_auc": _rounded(baseline.metrics["pr_auc"])
             if baseline and baseline.metrics
             else "none",
             "precision_recall": MetadataValue.md(precision_recall_plot(curves)),
@@ -278,8 +284,8 @@ def model(
             "model_version": candidate["version"],
             "previous_version": record.details["previous"] or "none",
             **_audit_anchor(entry, retries_left=False),
-            "pr_auc": MetadataValue.float(candidate["metrics"]["pr_auc"]),
-            "recall_at_1pct_fpr": MetadataValue.float(candidate["metrics"]["recall_at_1pct_fpr"]),
+            "pr_auc": _rounded(candidate["metrics"]["pr_auc"]),
+            "recall_at_1pct_fpr": _rounded(candidate["metrics"]["recall_at_1pct_fpr"]),
         }
     )
 
@@ -453,7 +459,7 @@ def scores(
     context.add_output_metadata(
         {
             "model_version": card["version"],
-            "mean_risk": MetadataValue.float(float(scored["risk_score"].mean())),
+            "mean_risk": _rounded(float(scored["risk_score"].mean())),
         }
     )
     return scored
@@ -575,6 +581,36 @@ def _published_summary(con: duckdb.DuckDBPyConnection, batch: str) -> tuple[dict
     return {**dict.fromkeys(DECISIONS, 0), **dict(published)}, versions
 
 
+# The cases people work on: the riskiest blocks and reviews, one row per account (with how many of its
+# cases share that queue), so one account's burst does not fill the preview.
+_CASES_FOR_PEOPLE_SQL = f"""
+WITH queued AS (
+    SELECT *, row_number() OVER (PARTITION BY decision, account_id ORDER BY risk_score DESC) AS nth,
+              count(*) OVER (PARTITION BY decision, account_id) AS account_cases
+    FROM {PUBLISHED_TABLE}
+    WHERE batch_id = ? AND decision IN ('block_pending_approval', 'analyst_review')
+), leading AS (
+    SELECT *, row_number() OVER (PARTITION BY decision ORDER BY risk_score DESC) AS rank_in_queue
+    FROM queued WHERE nth = 1
+)
+SELECT decision, transaction_id, account_id, account_cases, amount, currency,
+       round(risk_score, 3) AS risk, reason_codes
+FROM leading WHERE rank_in_queue <= ?
+ORDER BY decision = 'block_pending_approval' DESC, risk_score DESC
+"""
+PREVIEW_CASES_PER_QUEUE = 5
+
+
+def _cases_for_people(con: duckdb.DuckDBPyConnection, batch: str) -> pd.DataFrame:
+    return con.execute(_CASES_FOR_PEOPLE_SQL, [batch, PREVIEW_CASES_PER_QUEUE]).df()
+
+
+def _column_schema(con: duckdb.DuckDBPyConnection, table: str) -> MetadataValue:
+    """The published table's columns and types, shown on the asset's page in the UI."""
+    columns = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall()
+    return MetadataValue.table_schema(TableSchema([TableColumn(name, kind) for name, kind in columns]))
+
+
 def _reconcile(store: OpStore, log, **sources) -> None:
     """Deliver audit records that earlier effects could not; never a reason to stop this step."""
     try:
@@ -644,11 +680,8 @@ def decisions(
             context.log.warning(f"audit delivery of {publication.event_id} failed: {exc}")
             entry = None
         counts, versions = _published_summary(con, batch)
-        riskiest = con.execute(
-            "SELECT transaction_id, account_id, amount, currency, round(risk_score, 3) AS risk, decision, "
-            f"reason_codes FROM {PUBLISHED_TABLE} WHERE batch_id = ? ORDER BY risk_score DESC LIMIT 10",
-            [batch],
-        ).df()
+        for_people = _cases_for_people(con, batch)
+        column_schema = _column_schema(con, PUBLISHED_TABLE)
     return MaterializeResult(
         metadata={
             "dagster/row_count": MetadataValue.int(publication.rows),
@@ -659,7 +692,8 @@ def decisions(
             "model_version": versions[0] or "none",
             "policy_version": versions[1] or "none",
             **_queue_metadata(counts),
-            "highest_risk_cases": MetadataValue.md(markdown_table(riskiest)),
+            "highest_risk_cases": MetadataValue.md(markdown_table(for_people)),
+            "dagster/column_schema": column_schema,
         }
     )
 

@@ -86,6 +86,9 @@ def test_train_then_score_publishes_audited_decisions(data_env, small_world, ins
         published[f"queue_{q}"] for q in ("auto_clear", "analyst_review", "block_pending_approval")
     ) == len(batch)
     assert "| transaction_id |" in published["highest_risk_cases"]
+    assert "%" in published["queue_shares"]  # shares read as percentages
+    schema = {column.name: column.type for column in published["dagster/column_schema"].columns}
+    assert {"transaction_id", "decision", "reason_codes", "risk_score", "run_id"} <= set(schema)
     checks = [e for e in result.get_asset_check_evaluations()]
     assert len(checks) == 5 and all(c.passed for c in checks)
     events = [e.event for e in read_audit_log(OpStore(f"sqlite:///{data_env / 'opstore.sqlite'}"), "fraud")]
@@ -174,3 +177,33 @@ def test_every_warehouse_step_queues_in_a_pool_of_one(tmp_path):
         assert info.limit == 1
     warehouse_steps = [*FRAUD_TRAINING_ASSETS[:1], *FRAUD_SCORING_ASSETS, staged_decisions_checks]
     assert {step.op.pool for step in warehouse_steps} == {WAREHOUSE_POOL}
+
+
+def test_the_preview_shows_the_cases_people_work_on_one_row_per_account():
+    """A burst of one account's blocks must not hide the reviews and the other accounts' blocks."""
+    from assets.fraud import PREVIEW_CASES_PER_QUEUE, _cases_for_people
+
+    burst = [("block_pending_approval", f"T{i}", "BURST", 0.99 - i / 1000) for i in range(12)]
+    others = [("block_pending_approval", "T100", "A1", 0.95), ("block_pending_approval", "T101", "A2", 0.93)]
+    reviews = [("analyst_review", f"R{i}", f"B{i}", 0.6 + i / 100) for i in range(8)]
+    cleared = [("auto_clear", "C1", "BURST", 0.01)]
+    with duckdb.connect() as con:
+        con.execute("CREATE SCHEMA fraud")
+        con.execute(
+            "CREATE TABLE fraud.decisions (batch_id VARCHAR, decision VARCHAR, transaction_id VARCHAR, "
+            "account_id VARCHAR, risk_score DOUBLE, amount DOUBLE, currency VARCHAR, reason_codes VARCHAR)"
+        )
+        con.executemany(
+            "INSERT INTO fraud.decisions VALUES ('b.csv', ?, ?, ?, ?, 10.0, 'EUR', '')",
+            [*burst, *others, *reviews, *cleared],
+        )
+        con.execute(
+            "INSERT INTO fraud.decisions VALUES ('other.csv', 'analyst_review', 'X', 'Z', 1.0, 1, 'EUR', '')"
+        )
+        preview = _cases_for_people(con, "b.csv")
+    blocks = preview[preview["decision"] == "block_pending_approval"]
+    assert list(blocks["account_id"]) == ["BURST", "A1", "A2"]
+    assert blocks.iloc[0]["account_cases"] == 12 and blocks.iloc[0]["transaction_id"] == "T0"
+    reviewed = preview[preview["decision"] == "analyst_review"]
+    assert len(reviewed) == PREVIEW_CASES_PER_QUEUE and reviewed.iloc[0]["account_id"] == "B7"
+    assert "auto_clear" not in set(preview["decision"]) and "X" not in set(preview["transaction_id"])

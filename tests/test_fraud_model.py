@@ -5,7 +5,7 @@ import pytest
 from orchestration_pipelines import fraud
 from orchestration_pipelines.fraud.features import compute_features
 from orchestration_pipelines.fraud.model import evaluate, promotion_verdict, train_fraud_model
-from orchestration_pipelines.model_registry import ModelNotFound, ModelRegistry
+from orchestration_pipelines.model_registry import InvalidModelVersion, ModelNotFound, ModelRegistry
 
 
 def test_builtin_model_beats_chance_by_far_on_a_later_holdout(trained_builtin, small_world):
@@ -69,8 +69,10 @@ def test_registry_versions_are_immutable_and_promotion_is_explicit(tmp_path):
     assert registry.load("fraud", v2)[0] == {"weights": [2]}
     assert registry.versions("fraud") == sorted([v1, v2])
     assert not list(tmp_path.joinpath("fraud").glob(".incoming-*"))
-    with pytest.raises(ModelNotFound):
+    with pytest.raises(InvalidModelVersion):
         registry.promote("fraud", "nope")
+    with pytest.raises(ModelNotFound):
+        registry.promote("fraud", "20260101T000000-0badc0de")  # well formed, never saved
 
 
 def _bank_table(n: int = 40_000, seed: int = 3) -> pd.DataFrame:
