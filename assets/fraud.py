@@ -589,13 +589,13 @@ WITH queued AS (
               count(*) OVER (PARTITION BY decision, account_id) AS account_cases
     FROM {PUBLISHED_TABLE}
     WHERE batch_id = ? AND decision IN ('block_pending_approval', 'analyst_review')
-), leading AS (
+), queue_leaders AS (
     SELECT *, row_number() OVER (PARTITION BY decision ORDER BY risk_score DESC) AS rank_in_queue
     FROM queued WHERE nth = 1
 )
 SELECT decision, transaction_id, account_id, account_cases, amount, currency,
        round(risk_score, 3) AS risk, reason_codes
-FROM leading WHERE rank_in_queue <= ?
+FROM queue_leaders WHERE rank_in_queue <= ?
 ORDER BY decision = 'block_pending_approval' DESC, risk_score DESC
 """
 PREVIEW_CASES_PER_QUEUE = 5
