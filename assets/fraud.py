@@ -428,7 +428,7 @@ def features(
     merchant category, speed of country change, hour. Reads the batch's accounts' stored state, so its
     cost follows the batch, not the history."""
     with warehouse.get_connection() as con:
-        state = load_state(con, transactions)
+        state = load_state(con, transactions, context.partition_key)
     if not state.transactions:
         context.log.warning("no account state for this batch's accounts: features see only this batch")
     result = features_from_state(transactions, state)

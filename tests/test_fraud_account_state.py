@@ -238,3 +238,20 @@ def test_decisions_published_before_the_state_existed_are_left_to_labelled_histo
     stage(con, second, "second", "run-1")
     publish(con, "second", "run-1")
     assert rebuild_account_state(con)["transactions"] == len(history) + len(second)
+
+
+def test_a_published_batch_scored_again_does_not_see_itself_as_its_own_past(con, timeline):
+    """A changed file re-landed under the same name is scored against the state without its old rows,
+    and reading that state writes nothing."""
+    history, first, _ = timeline
+    load_history(con, history)
+    rebuild_account_state(con)
+    stage(con, first, "first", "run-1")
+    publish(con, "first", "run-1")
+    before = state_tables(con)
+
+    again = load_state(con, first, "first")
+    assert_same_features(features_from_state(first, again), compute_features(first, history))
+    assert_same_state(state_tables(con), before)
+    # Another batch's view is the stored state, which includes the published batch.
+    assert load_state(con, first, "other").transactions > again.transactions

@@ -225,15 +225,17 @@ def _staged_rows() -> str:
     )
 
 
-def _known_transactions(con: duckdb.DuckDBPyConnection, with_staged: bool) -> str:
+def _known_transactions(
+    con: duckdb.DuckDBPyConnection, with_staged: bool, without_batch: bool = False
+) -> str:
     """Every known transaction once: this run's staged rows (``with_staged``, replacing the batch's
-    published ones), then published decisions, then labelled history (whose labels arrive after the
-    transactions were published)."""
+    published ones), then published decisions (all but ``$batch_id``'s with ``without_batch``), then
+    labelled history (whose labels arrive after the transactions were published)."""
     columns = ", ".join(SOURCE_COLUMNS)
     sources = [_staged_rows()] if with_staged else []
     published = _published_with_state_columns(con)
     if published:
-        other_batches = " AND batch_id <> $batch_id" if with_staged else ""
+        other_batches = " AND batch_id <> $batch_id" if with_staged or without_batch else ""
         sources.append(f"SELECT {columns} FROM {PUBLISHED_TABLE} WHERE {published}{other_batches}")
     if _columns(con, HISTORY_TABLE):
         sources.append(f"SELECT {columns} FROM {HISTORY_TABLE}")
@@ -244,6 +246,22 @@ def _known_transactions(con: duckdb.DuckDBPyConnection, with_staged: bool) -> st
         f"SELECT {columns} FROM ({ranked}) "
         "QUALIFY row_number() OVER (PARTITION BY transaction_id ORDER BY precedence) = 1"
     )
+
+
+def _recompute(con: duckdb.DuckDBPyConnection, known: str, keys: dict[str, list], params: dict) -> None:
+    """Replace the state of the given accounts and cards by what ``known`` transactions say of them."""
+    for key, values in keys.items():
+        con.execute(f"CREATE OR REPLACE TEMP TABLE affected AS SELECT DISTINCT unnest(?) AS {key}", [values])
+        con.execute(f"DELETE FROM {_STATE[key][0]} WHERE {key} IN (SELECT {key} FROM affected)")
+        _fold(con, key, f"SELECT * FROM ({known}) WHERE {key} IN (SELECT {key} FROM affected)", params)
+        con.execute("DROP TABLE affected")
+
+
+def _applied(con: duckdb.DuckDBPyConnection, batch_id: str) -> bool:
+    if not _columns(con, APPLIED_BATCHES_TABLE):
+        return False
+    query = f"SELECT count(*) FROM {APPLIED_BATCHES_TABLE} WHERE batch_id = ?"
+    return con.execute(query, [batch_id]).fetchall()[0][0] > 0
 
 
 def update_account_state(con: duckdb.DuckDBPyConnection, batch_id: str, run_id: str) -> None:
@@ -275,14 +293,12 @@ def update_account_state(con: duckdb.DuckDBPyConnection, batch_id: str, run_id: 
         for key in _STATE:
             _fold(con, key, _staged_rows(), params)
     else:
-        known = _known_transactions(con, with_staged=True)
-        for key, values in (("account_id", [*applied[1], *accounts]), ("card_id", [*applied[2], *cards])):
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE affected AS SELECT DISTINCT unnest(?) AS {key}", [values]
-            )
-            con.execute(f"DELETE FROM {_STATE[key][0]} WHERE {key} IN (SELECT {key} FROM affected)")
-            _fold(con, key, f"SELECT * FROM ({known}) WHERE {key} IN (SELECT {key} FROM affected)", params)
-            con.execute("DROP TABLE affected")
+        _recompute(
+            con,
+            _known_transactions(con, with_staged=True),
+            {"account_id": [*applied[1], *accounts], "card_id": [*applied[2], *cards]},
+            params,
+        )
     con.execute(f"DELETE FROM {APPLIED_BATCHES_TABLE} WHERE batch_id = ?", [batch_id])
     con.execute(
         f"INSERT INTO {APPLIED_BATCHES_TABLE} VALUES (?, ?, ?, ?, now())", [batch_id, run_id, accounts, cards]
@@ -355,10 +371,31 @@ class StateSnapshot:
         return int(self.accounts["tx_count"].sum())
 
 
-def load_state(con: duckdb.DuckDBPyConnection, batch: pd.DataFrame) -> StateSnapshot:
-    """The stored state of ``batch``'s accounts and cards (empty before any state exists); reads only."""
+def load_state(
+    con: duckdb.DuckDBPyConnection, batch: pd.DataFrame, batch_id: str | None = None
+) -> StateSnapshot:
+    """The stored state of ``batch``'s accounts and cards (empty before any state exists); reads only.
+
+    A batch the state already holds (``batch_id`` scored again, e.g. a changed file re-landed) must not
+    see itself as its own past: its accounts and cards are recomputed without it, read, and the
+    transaction rolled back, so nothing is written.
+    """
     if not _columns(con, ACCOUNT_STATE_TABLE):
         return StateSnapshot.empty()
+    if batch_id is None or not _applied(con, batch_id):
+        return _read_state(con, batch)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        keys = {key: batch[key].drop_duplicates().tolist() for key in _STATE}
+        _recompute(
+            con, _known_transactions(con, with_staged=False, without_batch=True), keys, {"batch_id": batch_id}
+        )
+        return _read_state(con, batch)
+    finally:
+        con.execute("ROLLBACK")
+
+
+def _read_state(con: duckdb.DuckDBPyConnection, batch: pd.DataFrame) -> StateSnapshot:
     con.register("batch_accounts", batch[["account_id"]].drop_duplicates())
     con.register("batch_cards", batch[["card_id"]].drop_duplicates())
 
