@@ -371,6 +371,7 @@ def _load_history_and_state(root: Path, warehouse: Path) -> None:
     from dagster_duckdb_pandas import DuckDBPandasIOManager
 
     from resources.landing import LandingZoneResource
+    from resources.models import FraudPolicyResource
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # preview-feature warnings of the asset definitions
@@ -381,6 +382,7 @@ def _load_history_and_state(root: Path, warehouse: Path) -> None:
             [labelled_history, account_state],
             resources={
                 "landing": LandingZoneResource(root=str(root / "data")),
+                "fraud_policy": FraudPolicyResource(path=""),
                 "warehouse_io_manager": DuckDBPandasIOManager(database=str(warehouse)),
                 "warehouse": DuckDBResource(database=str(warehouse)),
             },

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from orchestration_pipelines.audit import AuditRecord, write_outbox_record
 
@@ -50,7 +51,15 @@ def stage_rows(
 ) -> int:
     """Replace this run's staged rows of ``batch_id`` (a step retry restages), leaving every other run's
     rows alone, and sweep rows older than the retention period. Returns the staged row count."""
-    frame = rows.assign(batch_id=batch_id, run_id=run_id, staged_at=pd.Timestamp.now(tz="UTC"))
+    # A shallow copy with the stamps set column by column: ``assign`` would copy (consolidate) every
+    # column first, about a second at a million rows; setting a column never writes into ``rows``.
+    frame = rows.copy(deep=False)
+    for column, value in (
+        ("batch_id", batch_id),
+        ("run_id", run_id),
+        ("staged_at", pd.Timestamp.now(tz="UTC")),
+    ):
+        frame[column] = value
     con.register("incoming_rows", frame)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -72,10 +81,24 @@ def stage_rows(
 
 
 def read_staged(con: duckdb.DuckDBPyConnection, staging: str, batch_id: str, run_id: str) -> pd.DataFrame:
-    """Exactly the rows that ``publish_batch`` would copy for this batch and run."""
-    return con.execute(
-        f"SELECT * EXCLUDE (staged_at) FROM {staging} WHERE batch_id = ? AND run_id = ?", [batch_id, run_id]
-    ).df()
+    """Exactly the rows that ``publish_batch`` would copy for this batch and run.
+
+    Fetched as Arrow, and text columns kept Arrow-backed (``string[pyarrow]``): at a million rows this
+    costs a quarter of ``.df()`` with its Python string objects, and the checks' null tests read Arrow's
+    validity bits instead of testing each object.
+    """
+    return (
+        con.sql(
+            f"SELECT * EXCLUDE (staged_at) FROM {staging} WHERE batch_id = $batch_id AND run_id = $run_id",
+            params={"batch_id": batch_id, "run_id": run_id},
+        )
+        .to_arrow_table()
+        .to_pandas(types_mapper=_arrow_backed_text)
+    )
+
+
+def _arrow_backed_text(arrow_type: pa.DataType) -> pd.StringDtype | None:
+    return pd.StringDtype("pyarrow") if pa.types.is_string(arrow_type) else None
 
 
 def _publications(published: str) -> str:

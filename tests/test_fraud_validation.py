@@ -17,7 +17,7 @@ def staged(trained_builtin, small_world):
     )
     decided.insert(0, "batch_id", "b.csv")
     decided.insert(1, "run_id", "run-1")
-    return decided
+    return decided  # the features' context columns already carry card_id and device_id
 
 
 def _failed(df) -> set[str]:

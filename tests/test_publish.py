@@ -151,3 +151,41 @@ def test_tables_of_an_earlier_version_gain_the_new_columns(con):
     assert publish(con, "day1.csv", "run-a", EARLIER).rows == 2
     assert con.execute(f"SELECT count(*) FROM {PUBLISHED} WHERE run_id = 'run-a'").fetchall()[0][0] == 2
     assert con.execute(f"SELECT run_id FROM {PUBLISHED} WHERE batch_id = 'day0.csv'").fetchall() == [(None,)]
+
+
+def test_read_staged_returns_the_stored_values_with_text_as_arrow_strings(con):
+    staged = pd.DataFrame(
+        {
+            "transaction_id": ["t1", "t2"],
+            "reason_codes": ["AMOUNT_SPIKE", None],
+            "risk_score": [0.25, 0.5],
+            "decided_at": pd.Timestamp("2026-11-01T10:00:00Z"),
+        }
+    )
+    stage_rows(con, STAGING, staged, "day1.csv", "run-a")
+
+    got = read_staged(con, STAGING, "day1.csv", "run-a").sort_values("transaction_id", ignore_index=True)
+
+    assert list(got.columns) == [
+        "transaction_id",
+        "reason_codes",
+        "risk_score",
+        "decided_at",
+        "batch_id",
+        "run_id",
+    ]
+    assert got["transaction_id"].dtype == pd.StringDtype("pyarrow")
+    assert got["reason_codes"].isna().tolist() == [False, True]
+    assert got["risk_score"].tolist() == [0.25, 0.5]
+    assert (got["decided_at"] == pd.Timestamp("2026-11-01T10:00:00Z")).all()
+    assert set(got["batch_id"]) == {"day1.csv"} and set(got["run_id"]) == {"run-a"}
+
+
+def test_stage_rows_leaves_the_callers_frame_alone(con):
+    frame = rows("a", 3).assign(batch_id="from-upstream")
+    before = frame.copy()
+
+    stage_rows(con, STAGING, frame, "day1.csv", "run-a")
+
+    pd.testing.assert_frame_equal(frame, before)
+    assert set(read_staged(con, STAGING, "day1.csv", "run-a")["batch_id"]) == {"day1.csv"}

@@ -111,7 +111,7 @@ def _score_range(df: pd.DataFrame) -> CheckOutcome:
 def _decision_mix(df: pd.DataFrame, policy: FraudPolicy) -> CheckOutcome:
     counts = df["decision"].value_counts().reindex(DECISIONS, fill_value=0)
     shares = counts / max(len(df), 1)
-    unknown = sorted(set(df["decision"]) - set(DECISIONS))
+    unknown = sorted(set(df["decision"].unique()) - set(DECISIONS))
     metadata = {
         "batch_rows": len(df),
         **{f"share_{d}": round(float(shares[d]), 5) for d in DECISIONS},
