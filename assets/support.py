@@ -26,7 +26,15 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from orchestration_pipelines.audit import append_audit_event
-from orchestration_pipelines.landing import UnreadableFile, file_sha256, quarantine_file, read_table_file
+from orchestration_pipelines.landing import (
+    UnreadableFile,
+    UnsafeName,
+    file_sha256,
+    path_inside,
+    quarantine_file,
+    read_table_file,
+    validate_file_name,
+)
 from orchestration_pipelines.model_registry import ModelNotFound
 from orchestration_pipelines.prompt_registry import PromptRegistry
 from orchestration_pipelines.reporting import markdown_table
@@ -162,8 +170,11 @@ def raw_tickets(
     """One landed ticket file against the ticket contract: accepted rows (with notes) and rejected rows
     (``contract_status = 'rejected'`` with the reason), so no ticket is dropped. An unreadable file is
     quarantined with its reason and the run fails."""
-    name = context.partition_key
-    path = landing.landing(WORKFLOW) / name
+    try:
+        name = validate_file_name(context.partition_key)
+        path = path_inside(landing.landing(WORKFLOW), name)
+    except UnsafeName as exc:
+        raise Failure(str(exc), allow_retries=False) from None
     if not path.exists():
         raise Failure(f"landing file {path} not found (already quarantined or removed)", allow_retries=False)
     sha = file_sha256(path)

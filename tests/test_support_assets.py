@@ -170,3 +170,25 @@ def test_a_batch_in_which_every_ticket_is_rejected_still_ends_in_the_outbox(data
     assert (
         sorted(outbox["ticket_id"]) == sorted(frame["ticket_id"]) and (outbox["status"] == "rejected").all()
     )
+
+
+def test_a_partition_key_that_leaves_the_landing_folder_is_refused(data_env, instance):
+    """A hostile key never reads, moves or quarantines a file outside the landing folder."""
+    outside = data_env.parent / "outside"
+    outside.mkdir()
+    victim = outside / "victim.csv"
+    victim.write_text("id,customer_id\n1,C1\n")
+    key = "../../../outside/victim.csv"
+    instance.add_dynamic_partitions(support_batches.name, [key])
+    result = materialize(
+        [SUPPORT_BATCH_ASSETS[0]],
+        partition_key=key,
+        resources=build_resources(),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "unsafe file name" in failure.event_specific_data.error.message
+    assert victim.read_text() == "id,customer_id\n1,C1\n"
+    assert not (data_env / "quarantine").exists()
