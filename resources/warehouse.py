@@ -87,12 +87,15 @@ def _partition(context: InputContext | OutputContext) -> str | None:
 
 
 class _HandOffIOManager(IOManager):
-    """Writes through to DuckDB, and hands the written frame to the next step of the same run.
+    """Writes through to DuckDB, and hands the written frame to the later steps of the same run.
 
     Every table is still written (durable, inspectable, what other runs read), but a step that runs in
-    the same process right after its upstream (the in-process executor) skips reading the table back:
-    at a million rows that read costs about as much as the step's own work. An input from another run,
-    a retried step or a second reader falls back to the table.
+    the same process as its upstream (the in-process executor) skips reading the table back: at a
+    million rows that read costs about as much as the step's own work. Each reader in the run gets the
+    frame as it was written (steps never modify their inputs), so a retried step sees what the table
+    held when its upstream wrote it, even if a racing run of the same partition has replaced it since.
+    An input from another run (a re-execution) falls back to the table. Frames are held until a later
+    run writes, i.e. for the life of the run's process.
     """
 
     def __init__(self, inner: IOManager):
@@ -108,7 +111,7 @@ class _HandOffIOManager(IOManager):
         upstream = context.upstream_output
         has_single_partition = not context.has_asset_partitions or len(context.asset_partition_keys) == 1
         if upstream is not None and has_single_partition:
-            handed = _HANDOFF.pop((upstream.run_id, context.asset_key, _partition(context)), None)
+            handed = _HANDOFF.get((upstream.run_id, context.asset_key, _partition(context)))
             if handed is not None:
                 return handed
         return self._inner.load_input(context)
