@@ -7,8 +7,8 @@ BLAS/OpenMP thread: as a plain script calling the domain functions on a warehous
 summarises ``--history-days`` of history, the same script on a warehouse whose state summarises
 ``--history-scale`` times as much, and as a Dagster run of the scoring assets on a SQLite instance.
 They alternate so all see the same machine; ratios are medians of per-repeat ratios. A last process
-times the features and the scoring (``score_features`` + ``make_decisions``) alone. What each side
-counts is in ``benchmarks/README.md``.
+times the features and the scoring (``score_features``, ``with_context``, ``make_decisions``) alone.
+What each side counts is in ``benchmarks/README.md``.
 
 Run: ``python -m benchmarks.fraud`` (1M rows) or ``--quick`` (100k rows).
 """
