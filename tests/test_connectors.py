@@ -22,8 +22,14 @@ BLOCK = {"card_id": "C-17", "case_id": "T-900", "reason": "analyst approved the 
 
 
 def _cards(url: str, attempts: int = 4, timeout: float = 5.0) -> HttpConnector:
-    return HttpConnector("card_service", url, ["block_card", "release_card"], attempts=attempts,
-                         backoff_seconds=0.01, timeout_seconds=timeout)  # fmt: skip
+    return HttpConnector(
+        "card_service",
+        url,
+        ["block_card", "release_card"],
+        attempts=attempts,
+        backoff_seconds=0.01,
+        timeout_seconds=timeout,
+    )
 
 
 @pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504])
@@ -99,6 +105,9 @@ def test_the_maintenance_system_is_the_work_order_connector(tmp_path):
     assert "already open" in system.deliver("open_work_order", "review:PU-001:1", order)
     (row,) = system.work_orders()
     assert (row["work_order_key"], row["machine_id"], row["status"]) == ("review:PU-001:1", "PU-001", "open")
+    reviewed = {"decision": "approve", "context": {**order, "machine_id": "PU-003"}}
+    assert "opened" in system.deliver("open_work_order", "item-9:open_work_order", reviewed)
+    assert system.open_orders()["PU-003"] == order["alerted_at"]
     with pytest.raises(DeliveryRefused, match="lacks team, alerted_at"):
         system.deliver("open_work_order", "review:PU-002:1", {"machine_id": "PU-002"})
     with pytest.raises(DeliveryRefused):

@@ -114,12 +114,14 @@ class MaintenanceSystem(_WebhookOutbox):
     ORDER_FIELDS = ("machine_id", "team", "alerted_at")
 
     def deliver(self, action: str, idempotency_key: str, payload: dict[str, Any]) -> str:
-        """Outbox connector: a reviewer's ``open_work_order`` becomes one order here per key."""
+        """Outbox connector: a reviewer's ``open_work_order`` becomes one order here per key. The order's
+        machine, team and alert time come from the payload or from the reviewed item's ``context``."""
         checked_action(self.name, self.actions, action)
-        missing = [field for field in self.ORDER_FIELDS if not payload.get(field)]
+        fields = {**(payload.get("context") or {}), **payload}
+        missing = [name for name in self.ORDER_FIELDS if not fields.get(name)]
         if missing:
             raise DeliveryRefused(f"open_work_order {idempotency_key} lacks {', '.join(missing)}")
-        machine_id, team, alerted_at = (str(payload[field]) for field in self.ORDER_FIELDS)
+        machine_id, team, alerted_at = (str(fields[name]) for name in self.ORDER_FIELDS)
         order = self.open_work_order(idempotency_key, machine_id, team, alerted_at, payload, run_id=None)
         state = "opened" if order.created else "already open"
         where = "delivered to its webhook" if self.webhook_url else "recorded, no webhook configured"
