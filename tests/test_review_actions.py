@@ -31,9 +31,10 @@ BLOCK = {"card_id": "C-17", "reason": "analyst approved the block"}
 
 def _enqueue(store, case_id="T-1", action="block_card", payload=BLOCK, at=T0, **fields) -> str:
     with store.transaction() as cur:
-        return enqueue_action(
+        enqueued = enqueue_action(
             cur, workflow="fraud", case_id=case_id, action=action, payload=payload, now=at, **fields
         )
+    return enqueued.action_id
 
 
 def _cards(url: str, attempts: int = 2) -> dict:
@@ -54,7 +55,9 @@ def _events(store, event: str) -> list:
 
 def test_an_action_is_enqueued_once_per_key_and_only_with_its_transaction(opstore):
     first = _enqueue(opstore)
-    assert _enqueue(opstore, payload={"other": True}) == first  # the same decision again adds nothing
+    with opstore.transaction() as cur:  # the same decision again adds nothing
+        again = enqueue_action(cur, workflow="fraud", case_id="T-1", action="block_card", payload={}, now=T0)
+    assert (again.action_id, again.idempotency_key, again.created) == (first, "fraud:T-1:block_card", False)
     with pytest.raises(RuntimeError), opstore.transaction() as cur:
         enqueue_action(cur, workflow="fraud", case_id="T-2", action="block_card", payload=BLOCK, now=T0)
         raise RuntimeError("the decision failed")

@@ -18,12 +18,12 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from orchestration_pipelines.audit import AuditRecord, append_audit_in
 from orchestration_pipelines.connectors import Connector, DeliveryRefused, checked_name
-from orchestration_pipelines.opstore import Cursor, OpStore
+from orchestration_pipelines.opstore import Cursor, OpStore, utc_iso
 
 ACTOR = "actions_outbox"
 _COLUMNS = (
@@ -52,17 +52,17 @@ class OutboxAction:
         return cls(*row[:6], json.loads(row[6]), *row[7:])
 
 
-def _stamp(moment: datetime) -> str:
-    """ISO 8601 in UTC, like every timestamp of the store, so stamps compare as text."""
-    if moment.tzinfo is None:
-        raise ValueError(f"{moment!r} has no time zone")
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def default_idempotency_key(workflow: str, case_id: str, action: str, item_id: str | None) -> str:
     """One effect per decided item and action (per case and action without an item): deciding again,
     or retrying the decision, adds nothing."""
     return f"{item_id}:{action}" if item_id else f"{workflow}:{case_id}:{action}"
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    action_id: str
+    idempotency_key: str
+    created: bool  # False: the key was enqueued before, nothing changed
 
 
 def enqueue_action(
@@ -75,9 +75,9 @@ def enqueue_action(
     now: datetime,
     item_id: str | None = None,
     idempotency_key: str | None = None,
-) -> str:
-    """Add a pending action inside the caller's transaction; returns its id. A key already enqueued
-    returns the existing action's id and changes nothing."""
+) -> Enqueued:
+    """Add a pending action inside the caller's (the decision's) transaction. A key already enqueued
+    changes nothing and names the existing action."""
     checked_name(action)
     key = idempotency_key or default_idempotency_key(workflow, case_id, action, item_id)
     inserted = cursor.execute(
@@ -91,14 +91,15 @@ def enqueue_action(
             item_id,
             action,
             json.dumps(dict(payload), sort_keys=True, default=str),
-            _stamp(now),
+            utc_iso(now),
         ),
     ).fetchone()
     if inserted:
-        return inserted[0]
-    return cursor.execute(
+        return Enqueued(inserted[0], key, created=True)
+    (existing,) = cursor.execute(
         "SELECT action_id FROM actions_outbox WHERE idempotency_key = ?", (key,)
-    ).fetchone()[0]
+    ).fetchone()
+    return Enqueued(existing, key, created=False)
 
 
 def list_actions(store: OpStore, status: str | None = None, case_id: str | None = None) -> list[OutboxAction]:
@@ -133,7 +134,7 @@ def due_actions(store: OpStore, now: datetime) -> list[OutboxAction]:
                 f"SELECT event_id, details FROM audit_log WHERE event_id IN ({marks})", list(retried)
             ).fetchall():
                 next_attempt[retried[event_id].action_id] = json.loads(details)["next_attempt_at"]
-    stamp = _stamp(now)
+    stamp = utc_iso(now)
     return [a for a in pending if next_attempt.get(a.action_id, stamp) <= stamp]
 
 
@@ -226,7 +227,7 @@ def _record_delivery(
         row = cur.execute(
             "UPDATE actions_outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, "
             "last_error = NULL WHERE action_id = ? AND status <> 'delivered' RETURNING attempts",
-            (_stamp(now), action.action_id),
+            (utc_iso(now), action.action_id),
         ).fetchone()
         if row is None:  # a racing worker delivered the same key and recorded it first
             return DeliveryOutcome(
@@ -256,7 +257,7 @@ def _mark_item_applied(cur: Cursor, item_id: str, now: datetime) -> None:
         "UPDATE review_items SET status = 'applied', version = version + 1, updated_at = ? "
         "WHERE item_id = ? AND status = 'decided' AND NOT EXISTS (SELECT 1 FROM actions_outbox "
         "WHERE item_id = ? AND status <> 'delivered')",
-        (_stamp(now), item_id, item_id),
+        (utc_iso(now), item_id, item_id),
     )
 
 
@@ -287,7 +288,7 @@ def _record_failure(
                 _failure_event_id(action.action_id, attempt),
                 "action_attempt_failed",
                 action,
-                {"attempt": attempt, "error": error, "next_attempt_at": _stamp(retry_at)},
+                {"attempt": attempt, "error": error, "next_attempt_at": utc_iso(retry_at)},
                 run_id,
             )
         else:
@@ -300,5 +301,5 @@ def _record_failure(
                 run_id,
             )
     outcome = "retrying" if retry_at else "failed"
-    detail = f"{error}; next attempt at {_stamp(retry_at)}" if retry_at else error
+    detail = f"{error}; next attempt at {utc_iso(retry_at)}" if retry_at else error
     return DeliveryOutcome(action.action_id, action.action, action.case_id, outcome, attempt, detail)
