@@ -1,5 +1,6 @@
 """Connectors against real HTTP receivers on 127.0.0.1 and the local file sink."""
 
+import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
@@ -108,6 +109,9 @@ def test_the_maintenance_system_is_the_work_order_connector(tmp_path):
     reviewed = {"decision": "approve", "context": {**order, "machine_id": "PU-003"}}
     assert "opened" in system.deliver("open_work_order", "item-9:open_work_order", reviewed)
     assert system.open_orders()["PU-003"] == order["alerted_at"]
+    orders = {row["work_order_key"]: json.loads(row["payload"]) for row in system.work_orders()}
+    flat = orders["item-9:open_work_order"]
+    assert (flat["machine_id"], flat["decision"], "context" in flat) == ("PU-003", "approve", False)
     with pytest.raises(DeliveryRefused, match="lacks team, alerted_at"):
         system.deliver("open_work_order", "review:PU-002:1", {"machine_id": "PU-002"})
     with pytest.raises(DeliveryRefused):

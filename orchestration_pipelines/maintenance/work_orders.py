@@ -77,15 +77,16 @@ class MaintenanceSystem(_WebhookOutbox):
     ORDER_FIELDS = ("machine_id", "team", "alerted_at")
 
     def deliver(self, action: str, idempotency_key: str, payload: dict[str, Any]) -> str:
-        """Outbox connector: a reviewer's ``open_work_order`` becomes one order here per key. The order's
-        machine, team and alert time come from the payload or from the reviewed item's ``context``."""
+        """Outbox connector: a reviewer's ``open_work_order`` becomes one order here per key. A decision's
+        payload nests the reviewed alert under ``context``: the order carries it flat, like the orders
+        the workflow opens itself, beside the decision (who, what, which item)."""
         checked_action(self.name, self.actions, action)
-        fields = {**(payload.get("context") or {}), **payload}
+        fields = {**(payload.get("context") or {}), **{k: v for k, v in payload.items() if k != "context"}}
         missing = [name for name in self.ORDER_FIELDS if not fields.get(name)]
         if missing:
             raise DeliveryRefused(f"open_work_order {idempotency_key} lacks {', '.join(missing)}")
         machine_id, team, alerted_at = (str(fields[name]) for name in self.ORDER_FIELDS)
-        order = self.open_work_order(idempotency_key, machine_id, team, alerted_at, payload, run_id=None)
+        order = self.open_work_order(idempotency_key, machine_id, team, alerted_at, fields, run_id=None)
         state = "opened" if order.created else "already open"
         where = "delivered to its webhook" if self.webhook_url else "recorded, no webhook configured"
         return f"{self.name}: work order {idempotency_key} {state} ({where})"
