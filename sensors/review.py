@@ -28,7 +28,7 @@ from dagster import (
 
 from orchestration_pipelines.jobs import review_apply_actions_job
 from orchestration_pipelines.review import apply_timeouts
-from orchestration_pipelines.review.actions import OutboxAction, due_actions
+from orchestration_pipelines.review.actions import OutboxAction, due_actions, list_actions
 from resources.opstore import OperationalStoreResource
 
 DUE_SET_TAG = "review/due_actions"
@@ -67,6 +67,15 @@ def apply_request(
     return RunRequest(run_key=f"{digest}:{len(earlier) + 1}", tags={DUE_SET_TAG: digest})
 
 
+def _failed_note(store) -> str:
+    """Failed actions stay visible on every tick until a person deals with them."""
+    failed = list_actions(store, status="failed")
+    if not failed:
+        return ""
+    latest = failed[-1]
+    return f"; {len(failed)} failed action(s) need a person (latest {latest.action_id}: {latest.last_error})"
+
+
 @sensor(
     job=review_apply_actions_job,
     minimum_interval_seconds=30,
@@ -76,9 +85,10 @@ def apply_request(
     "without configured URLs the connectors record effects locally.",
 )
 def review_decisions_sensor(context: SensorEvaluationContext, opstore: OperationalStoreResource):
-    due = due_actions(opstore.store(), datetime.now(UTC))
+    store = opstore.store()
+    due = due_actions(store, datetime.now(UTC))
     if not due:
-        return SkipReason("no action is due")
+        return SkipReason(f"no action is due{_failed_note(store)}")
     return apply_request(context, due, "decisions")
 
 

@@ -82,6 +82,17 @@ def test_the_sensor_launches_due_actions_once_and_the_job_delivers_them(store, i
     assert isinstance(_tick(instance), SkipReason)
 
 
+def test_a_failed_action_is_reported_by_every_tick_until_a_person_deals_with_it(store, instance):
+    action_id = _enqueue(store, "PU-1", "open_work_order", {"machine_id": "PU-1"})  # no team, no time
+    result = _apply(instance, _tick(instance).tags)
+    (output,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert output.event_specific_data.metadata["failed"].value == 1
+    skipped = _tick(instance)
+    assert isinstance(skipped, SkipReason)
+    assert f"1 failed action(s) need a person (latest {action_id}: " in skipped.skip_message
+    assert "lacks team, alerted_at" in skipped.skip_message
+
+
 def test_a_set_whose_run_died_is_launched_again_a_bounded_number_of_times(store, instance):
     _enqueue(store, "T-1")
     first = _tick(instance)
