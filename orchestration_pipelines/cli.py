@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from orchestration_pipelines.maintenance import cli as maintenance_cli
+from orchestration_pipelines.review import actions_cli
 from orchestration_pipelines.settings import paths
 
 
@@ -260,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     maintenance_cli.add_parser(sub)
+    actions_cli.add_parser(sub)
 
     from orchestration_pipelines.support.cli import add_support_commands
 

@@ -22,6 +22,7 @@ from orchestration_pipelines.review.actions import (
     due_actions,
     enqueue_action,
     list_actions,
+    retry_failed_action,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,6 +145,36 @@ def test_a_receiver_that_never_recovers_fails_the_action_after_the_last_attempt(
     (failure,) = _events(opstore, "action_failed")
     assert failure.details["action_id"] == action_id and failure.details["attempts"] == 3
     assert receiver.accepted == {}
+
+    # A person fixes the cause and retries it: a fresh round of attempts, the same key.
+    assert retry_failed_action(opstore, action_id, "ops:ana", T0 + timedelta(minutes=8), max_attempts=3)
+    assert not retry_failed_action(opstore, action_id, "ops:ana", T0 + timedelta(minutes=8), max_attempts=3)
+    with FlakyReceiver(failures=2) as receiver:  # down for one more pass, then up
+        later = [
+            deliver_pending_actions(opstore, _cards(receiver.base_url), T0 + timedelta(minutes=m),
+                                    max_attempts=3, backoff=timedelta(minutes=1)).counts
+            for m in (9, 10)
+        ]  # fmt: skip
+    assert [(o["retrying"], o["delivered"]) for o in later] == [(1, 0), (0, 1)]
+    assert list(receiver.accepted) == ["fraud:T-1:block_card"]
+    (row,) = list_actions(opstore)
+    assert (row.status, row.attempts) == ("delivered", 5)
+    (retry,) = _events(opstore, "action_retry_requested")
+    assert (retry.actor, retry.details["previous_error"]) == ("ops:ana", failure.details["error"])
+
+
+def test_a_retried_refusal_gets_a_whole_round_of_attempts(opstore):
+    action_id = _enqueue(opstore)
+    with FlakyReceiver(failures=1, fail_status=409) as receiver:
+        assert deliver_pending_actions(opstore, _cards(receiver.base_url), T0).ids("failed") == [action_id]
+    assert retry_failed_action(opstore, action_id, "ops:ana", T0)
+    with FlakyReceiver(failures=100) as receiver:
+        passes = [
+            deliver_pending_actions(opstore, _cards(receiver.base_url), T0 + timedelta(minutes=m)).counts
+            for m in (1, 2, 4, 8, 16)
+        ]
+    assert [o["failed"] for o in passes] == [0, 0, 0, 0, 1]  # five attempts after the retry
+    assert list_actions(opstore)[0].attempts == 10
 
 
 def test_a_refusal_or_an_action_without_connector_fails_at_once(opstore):

@@ -8,8 +8,9 @@ next pass sends the same key again and the receiver, which keeps one effect per 
 So the effect happens once and the log holds one delivery entry (its event id is the action's).
 
 A transient failure is retried on later passes, each after a doubling back-off. After ``max_attempts``,
-or at once when the receiver refuses, the action is ``failed`` with its last error, and the failure is
-audited and raised as a review item so a person decides what happens next; nothing is stranded.
+or at once when the receiver refuses, the action is ``failed`` with its last error and an audit entry,
+and stays listed (the decisions sensor names it) until a person fixes the cause and retries it
+(``retry_failed_action``): it then gets ``max_attempts`` more passes, with the same key.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from orchestration_pipelines.connectors import Connector, DeliveryRefused, check
 from orchestration_pipelines.opstore import Cursor, OpStore, utc_iso
 
 ACTOR = "actions_outbox"
+ACTION_STATUSES = ("pending", "delivered", "failed")
+DEFAULT_MAX_ATTEMPTS = 5
 _COLUMNS = (
     "action_id, idempotency_key, workflow, case_id, item_id, action, payload_json, status, attempts, "
     "last_error, created_at, delivered_at"
@@ -176,7 +179,7 @@ def deliver_pending_actions(
     store: OpStore,
     connectors: Mapping[str, Connector],
     now: datetime,
-    max_attempts: int = 5,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backoff: timedelta = timedelta(minutes=1),
     run_id: str | None = None,
 ) -> DeliverySummary:
@@ -192,7 +195,7 @@ def deliver_pending_actions(
             outcome = _record_failure(store, action, str(exc), now, None, run_id)
         except Exception as exc:  # any other failure may pass: retried until the attempts run out
             error = f"{type(exc).__name__}: {exc}"
-            retry_at = now + backoff * 2**action.attempts if action.attempts + 1 < max_attempts else None
+            retry_at = _next_attempt_at(action.attempts + 1, now, max_attempts, backoff)
             outcome = _record_failure(store, action, error, now, retry_at, run_id)
         else:
             outcome = _record_delivery(store, action, receipt, now, run_id)
@@ -200,7 +203,16 @@ def deliver_pending_actions(
     return summary
 
 
-def _audit(cur: Cursor, event_id: str, event: str, action: OutboxAction, details: dict, run_id) -> None:
+def _next_attempt_at(attempt: int, now: datetime, max_attempts: int, backoff: timedelta) -> datetime | None:
+    """None when ``attempt`` was the last of its round of ``max_attempts`` (a person's retry starts the
+    next round, so attempt numbers, and the audit entries named after them, never repeat)."""
+    in_round = (attempt - 1) % max_attempts
+    return None if in_round == max_attempts - 1 else now + backoff * 2**in_round
+
+
+def _audit(
+    cur: Cursor, event_id: str, event: str, action: OutboxAction, details: dict, run_id, actor: str = ACTOR
+) -> None:
     record = AuditRecord(
         event_id=event_id,
         workflow=action.workflow,
@@ -213,7 +225,7 @@ def _audit(cur: Cursor, event_id: str, event: str, action: OutboxAction, details
             "idempotency_key": action.idempotency_key,
             **details,
         },
-        actor=ACTOR,
+        actor=actor,
         run_id=run_id,
     )
     append_audit_in(cur, record)
@@ -303,3 +315,26 @@ def _record_failure(
     outcome = "retrying" if retry_at else "failed"
     detail = f"{error}; next attempt at {utc_iso(retry_at)}" if retry_at else error
     return DeliveryOutcome(action.action_id, action.action, action.case_id, outcome, attempt, detail)
+
+
+def retry_failed_action(
+    store: OpStore, action_id: str, actor: str, now: datetime, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+) -> bool:
+    """Put a failed action back in the queue, audited, once its cause is fixed; it is sent with the same
+    key and gets a fresh round of ``max_attempts``. False when the action is not failed."""
+    with store.transaction(exclusive=True) as cur:
+        row = cur.execute(
+            f"SELECT {_COLUMNS} FROM actions_outbox WHERE action_id = ? AND status = 'failed'", (action_id,)
+        ).fetchone()
+        if row is None:
+            return False
+        action = OutboxAction.from_row(row)
+        round_start = -(-action.attempts // max_attempts) * max_attempts  # the next multiple
+        cur.execute(
+            "UPDATE actions_outbox SET status = 'pending', attempts = ? WHERE action_id = ?",
+            (round_start, action_id),
+        )
+        _audit(cur, f"action_retry_requested:{action_id}:{round_start}", "action_retry_requested", action,
+               {"previous_error": action.last_error, "attempts": action.attempts, "at": utc_iso(now)},
+               run_id=None, actor=actor)  # fmt: skip
+    return True
