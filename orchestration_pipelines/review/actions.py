@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orchestration_pipelines.audit import AuditRecord, append_audit_in
+from orchestration_pipelines.audit import CHAIN_LOCK, AuditRecord, append_audit_in
 from orchestration_pipelines.connectors import Connector, DeliveryRefused, checked_name
 from orchestration_pipelines.opstore import Cursor, OpStore, utc_iso
 
@@ -235,7 +235,7 @@ def _record_delivery(
     store: OpStore, action: OutboxAction, receipt: str, now: datetime, run_id: str | None
 ) -> DeliveryOutcome:
     """Mark delivered with its audit entry; a delivery beats any other outcome (the effect happened)."""
-    with store.transaction(exclusive=True) as cur:
+    with store.transaction(lock=CHAIN_LOCK) as cur:  # the chain first: never hold a row while waiting for it
         row = cur.execute(
             "UPDATE actions_outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, "
             "last_error = NULL WHERE action_id = ? AND status <> 'delivered' RETURNING attempts",
@@ -284,7 +284,7 @@ def _record_failure(
     """Count the attempt; ``retry_at`` None means the action has failed for good."""
     attempt = action.attempts + 1
     status = "pending" if retry_at else "failed"
-    with store.transaction(exclusive=True) as cur:
+    with store.transaction(lock=CHAIN_LOCK) as cur:
         row = cur.execute(
             "UPDATE actions_outbox SET status = ?, attempts = ?, last_error = ? "
             "WHERE action_id = ? AND status = 'pending' AND attempts = ? RETURNING action_id",
@@ -322,7 +322,7 @@ def retry_failed_action(
 ) -> bool:
     """Put a failed action back in the queue, audited, once its cause is fixed; it is sent with the same
     key and gets a fresh round of ``max_attempts``. False when the action is not failed."""
-    with store.transaction(exclusive=True) as cur:
+    with store.transaction(lock=CHAIN_LOCK) as cur:
         row = cur.execute(
             f"SELECT {_COLUMNS} FROM actions_outbox WHERE action_id = ? AND status = 'failed'", (action_id,)
         ).fetchone()
