@@ -1,0 +1,1 @@
+"""The reviewer inbox web app and its JSON API, served by ``make review``."""
