@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from orchestration_pipelines.review.web.security import check_bind_host
 from orchestration_pipelines.settings import default_opstore_url
@@ -23,9 +22,9 @@ def serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("REVIEW_HOST", DEFAULT_HOST))
     parser.add_argument("--port", type=int, default=int(os.environ.get("REVIEW_PORT", DEFAULT_PORT)))
     parser.add_argument("--store-url", default=default_opstore_url())
-    parser.add_argument("--evidence-dir", type=Path, default=os.environ.get("REVIEW_EVIDENCE_DIR"))
     args = parser.parse_args(argv)
-    host = check_bind_host(args.host, allow_remote=_truthy(os.environ.get("REVIEW_ALLOW_REMOTE")))
+    allow_remote = _truthy(os.environ.get("REVIEW_ALLOW_REMOTE"))
+    host = check_bind_host(args.host, allow_remote=allow_remote)
 
     import uvicorn
 
@@ -33,6 +32,8 @@ def serve(argv: list[str] | None = None) -> None:
 
     extra_hosts = [h.strip() for h in os.environ.get("REVIEW_ALLOWED_HOSTS", "").split(",") if h.strip()]
     app = create_app(
-        args.store_url, evidence_dir=args.evidence_dir, allowed_hosts=[*LOOPBACK_HOSTS, host, *extra_hosts]
+        args.store_url,
+        allowed_hosts=[*LOOPBACK_HOSTS, host, *extra_hosts],
+        secure_cookie=allow_remote,  # beyond loopback the operator must put TLS in front
     )
     uvicorn.run(app, host=host, port=args.port, server_header=False, proxy_headers=False)
