@@ -14,6 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -96,7 +97,8 @@ def create_app(
             https_only=secure_cookie,
         ),
     ]
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: inbox.error})
+    handlers = {HTTPException: inbox.error, OperationalError: inbox.store_unreachable}
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.inbox = inbox
     return app
 
@@ -192,6 +194,12 @@ class _Inbox:
         if exc.status_code == 401:
             return RedirectResponse("/signin", status_code=303)
         return self._render(request, "error.html", exc.status_code, message=exc.detail)
+
+    async def store_unreachable(self, request: Request, exc: OperationalError) -> Response:
+        """The store is down or refuses connections: say so (503) instead of a stack trace."""
+        return await self.error(
+            request, HTTPException(503, "the review store is unreachable; try again shortly")
+        )
 
     # -- sign-in ------------------------------------------------------------------------------
 
