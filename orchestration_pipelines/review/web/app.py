@@ -64,12 +64,13 @@ def create_app(
     cookie HTTPS-only, for a server reached through TLS.
     """
     layout = paths()
-    store = OpStore(store_url)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["when"] = _when
     inbox = _Inbox(
-        store=store,
+        store=OpStore(store_url),
         policy=policy or review.load_review_policy(),
         evidence_dir=evidence_dir or layout.evidence,
-        templates=Jinja2Templates(directory=HERE / "templates"),
+        templates=templates,
     )
     routes = [
         Route("/", inbox.home),
@@ -109,6 +110,11 @@ def _now() -> datetime:
 
 def _end_of_day(moment: datetime) -> datetime:
     return datetime.combine(moment.date() + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def _when(stamp: str | None) -> str:
+    """A stored ISO 8601 UTC time as people read it, to the minute."""
+    return datetime.fromisoformat(stamp).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if stamp else ""
 
 
 def _overdue(item: review.ReviewItem, now: datetime) -> bool:
