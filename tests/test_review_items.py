@@ -228,3 +228,23 @@ def test_queue_filters(store):
     assert [i.case_id for i in list_items(store, due_before=T0 + timedelta(hours=2))] == ["tx-1"]
     assert list_items(store, status="decided") == []
     assert len(list_items(store, status=None)) == 3
+
+
+def test_racing_raisers_of_overlapping_cases_raise_each_item_once(store):
+    cases = [request(f"tx-{i}") for i in range(30)]
+    barrier, errors, created = threading.Barrier(3), [], []
+
+    def raise_all(order) -> None:
+        barrier.wait()
+        try:
+            created.extend(raise_items(store, order).created)
+        except Exception as exc:  # a deadlock or a duplicate would land here
+            errors.append(exc)
+
+    orders = [cases, cases[::-1], cases[10:] + cases[:10]]
+    threads = [threading.Thread(target=raise_all, args=(order,)) for order in orders]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == [] and sorted(created) == sorted(r.item_id for r in cases)
+    raised = [e for e in read_audit_log(store) if e.event == "review_item_raised"]
+    assert len(raised) == 30 and verify_audit_chain(store) == []

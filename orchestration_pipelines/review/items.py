@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestration_pipelines.audit import AuditRecord, append_audit_in
+from orchestration_pipelines.audit import CHAIN_LOCK, AuditRecord, append_audit_in
 from orchestration_pipelines.opstore import Cursor, OpStore
 from orchestration_pipelines.review.policy import DECISIONS, KindPolicy, ReviewPolicy, load_review_policy
 
@@ -182,7 +182,7 @@ def raise_items(
         _validate(request, kinds[request.kind])
     at = now or datetime.now(UTC)
     created, existing = [], []
-    with store.transaction(exclusive=True) as cur:
+    with store.transaction(lock=CHAIN_LOCK) as cur:  # first: two raisers never wait on each other's rows
         for request in requests:
             kind = kinds[request.kind]
             deadline = utc_iso(at + kind.deadline)

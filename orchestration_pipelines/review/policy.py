@@ -6,6 +6,7 @@ place it occurs, never halfway through a reviewer's decision.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -173,6 +174,12 @@ def load_review_policy(path: str | Path | None = None) -> ReviewPolicy:
     assets, the CLI and the web app all decide by the same one). Its version is the SHA-256 of the file,
     so any edit is a new version."""
     source = Path(path or os.environ.get("OP_REVIEW_POLICY_PATH") or REVIEW_POLICY_PATH)
+    stat = source.stat()  # parsed once per content: every decision loads it
+    return _parse_policy(source, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_policy(source: Path, _mtime_ns: int, _size: int) -> ReviewPolicy:
     content = source.read_bytes()
     try:
         raw = yaml.safe_load(content)
