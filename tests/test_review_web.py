@@ -285,7 +285,8 @@ def test_every_response_carries_the_security_headers(inbox):
 
 def test_a_foreign_host_header_is_refused(inbox):
     assert TestClient(inbox.app, base_url="http://evil.example").get("/signin").status_code == 400
-    assert TestClient(inbox.app, base_url="http://localhost:8765").get("/signin").status_code == 200
+    for loopback in ("http://localhost:8765", "http://[::1]:8765", "http://127.0.0.1:8765"):
+        assert TestClient(inbox.app, base_url=loopback).get("/signin").status_code == 200
 
 
 # -- JSON API ------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from orchestration_pipelines.settings import paths
 HERE = Path(__file__).parent
 SESSION_COOKIE = "review_session"
 SESSION_MAX_AGE = 8 * 3600  # one working day; signing in again is cheap
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 DUE_FILTERS = ("all", "overdue", "today")
 
 
