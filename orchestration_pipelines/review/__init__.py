@@ -29,6 +29,7 @@ from orchestration_pipelines.review.reviewers import (
     disable_reviewer,
     get_reviewer,
 )
+from orchestration_pipelines.review.story import StoryEntry, case_story
 
 __all__ = [
     "OPEN_STATUSES",
@@ -41,8 +42,10 @@ __all__ = [
     "ReviewPolicy",
     "ReviewRequest",
     "Reviewer",
+    "StoryEntry",
     "apply_timeouts",
     "authenticate",
+    "case_story",
     "create_reviewer",
     "decide",
     "disable_reviewer",
