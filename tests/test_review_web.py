@@ -217,16 +217,34 @@ def test_the_item_page_offers_only_the_decisions_the_roles_allow(inbox):
     assert "We refund you." in agent and "kb-12" in agent  # the drafted reply and its cited article
 
 
-def test_a_decided_item_offers_only_comments_and_shows_its_history(inbox):
+def test_a_decided_item_offers_only_comments_and_shows_its_history_and_case_story(inbox):
     client = inbox.signed_in("ana")
-    item_id = inbox.items["card-2"]
+    item_id = inbox.items["card-1"]
     client.post(
         f"/items/{item_id}/decisions",
-        data={"action": "correct", "value": "legitimate", "csrf_token": csrf(client, f"/items/{item_id}")},
+        data={"action": "approve", "comment": "card stolen", "csrf_token": csrf(client, f"/items/{item_id}")},
     )
     page = client.get(f"/items/{item_id}").text
     assert set(re.findall(r'id="decide-(\w+)"', page)) == {"comment"}
-    assert "legitimate" in page and "accepted" in page
+    assert "card stolen" in page and "accepted" in page
+    assert f"<title>{item_id} · Review inbox</title>" in page
+    story = page[page.index("<h2>Case story</h2>") :]
+    assert "story-automatic" in story and "story-review" in story and "story-action" in story
+    assert "block_card" in story and "fraud-v1" in story  # the effect waiting, the model that raised it
+    api = inbox.client().get(f"/api/items/{item_id}", headers=inbox.bearer("ana")).json()
+    assert [e["source"] for e in api["story"]][-2:] == ["review", "action"]
+
+
+def test_a_correction_in_the_page_records_the_corrected_label(inbox):
+    client = inbox.signed_in("ana")
+    item_id = inbox.items["card-2"]
+    response = client.post(
+        f"/items/{item_id}/decisions",
+        data={"action": "correct", "value": "legitimate", "csrf_token": csrf(client, f"/items/{item_id}")},
+    )
+    assert response.status_code == 303
+    item = get_item(inbox.store, item_id)
+    assert (item.decision, item.decided_value) == ("correct", "legitimate")
 
 
 def test_the_queue_highlights_overdue_items_and_filters_by_deadline_role_and_workflow(inbox):

@@ -297,6 +297,7 @@ class _Inbox:
             "correct_values": self.policy.kind(item.kind).label_values,
             **_context_sections(item.context),
             "history": review.item_history(self.store, item_id),
+            "story": review.case_story(self.store, item.case_id),
             "has_evidence": evidence_file(self.evidence_dir, item.context.get("evidence_path")) is not None,
             "overdue": _overdue(item, _now()),
         }
@@ -377,6 +378,7 @@ class _Inbox:
                 "item": _jsonable(view["item"]),
                 "allowed_actions": view["allowed_actions"],
                 "history": _jsonable(view["history"]),
+                "story": _jsonable(view["story"]),
             }
         )
 
