@@ -217,6 +217,15 @@ def test_the_item_page_offers_only_the_decisions_the_roles_allow(inbox):
     assert "We refund you." in agent and "kb-12" in agent  # the drafted reply and its cited article
 
 
+def test_an_item_is_shown_only_to_roles_with_a_part_in_its_kind(inbox):
+    support = inbox.signed_in("sup")
+    assert support.get(f"/items/{inbox.items['card-1']}").status_code == 403
+    assert support.get(f"/items/{inbox.items['pump-7']}/evidence").status_code == 403
+    api = inbox.client().get(f"/api/items/{inbox.items['card-1']}", headers=inbox.bearer("plan"))
+    assert api.status_code == 403 and "no part in fraud_block_pending_approval" in api.json()["error"]
+    assert support.get(f"/items/{inbox.items['ticket-9']}").status_code == 200  # comment only, but a part
+
+
 def test_a_decided_item_offers_only_comments_and_shows_its_history_and_case_story(inbox):
     client = inbox.signed_in("ana")
     item_id = inbox.items["card-1"]
@@ -287,7 +296,8 @@ def test_evidence_inside_the_folder_is_served_and_a_path_out_of_it_is_not(inbox)
     )
     assert client.get(f"/items/{inbox.items['pump-8']}/evidence").status_code == 404  # ../secret.png
     assert "/evidence" not in client.get(f"/items/{inbox.items['pump-8']}").text
-    assert client.get(f"/items/{inbox.items['card-1']}/evidence").status_code == 404  # none named
+    none_named = inbox.signed_in("ana").get(f"/items/{inbox.items['card-1']}/evidence")
+    assert none_named.status_code == 404
     assert inbox.client().get(f"/items/{inbox.items['pump-7']}/evidence").status_code == 303  # signed out
 
 

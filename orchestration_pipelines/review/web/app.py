@@ -287,10 +287,17 @@ class _Inbox:
             allowed &= {"comment"}
         return [action for action in ACTIONS if action in allowed]
 
-    def _item_view(self, reviewer: review.Reviewer, item_id: str) -> dict[str, Any]:
+    def _visible_item(self, reviewer: review.Reviewer, item_id: str) -> review.ReviewItem:
+        """The item, if the reviewer's roles have any part in its kind (its context is customer data)."""
         item = review.get_item(self.store, item_id)
         if item is None:
             raise HTTPException(404, f"no review item {item_id!r}")
+        if not self.policy.kind(item.kind).allowed_actions(reviewer.roles):
+            raise HTTPException(403, f"your roles have no part in {item.kind} items")
+        return item
+
+    def _item_view(self, reviewer: review.Reviewer, item_id: str) -> dict[str, Any]:
+        item = self._visible_item(reviewer, item_id)
         return {
             "item": item,
             "allowed_actions": self._allowed_actions(item, reviewer),
@@ -355,9 +362,9 @@ class _Inbox:
             raise HTTPException(422, refused.reason) from None
 
     async def evidence(self, request: Request) -> Response:
-        await self._page_reviewer(request)
-        item = await run_in_threadpool(review.get_item, self.store, request.path_params["item_id"])
-        path = evidence_file(self.evidence_dir, item.context.get("evidence_path")) if item else None
+        reviewer = await self._page_reviewer(request)
+        item = await run_in_threadpool(self._visible_item, reviewer, request.path_params["item_id"])
+        path = evidence_file(self.evidence_dir, item.context.get("evidence_path"))
         if path is None:
             raise HTTPException(404, "no evidence image for this item")
         return FileResponse(path, media_type="image/png")
