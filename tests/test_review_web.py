@@ -187,7 +187,10 @@ def test_approving_in_the_page_takes_the_item_out_of_the_queue(inbox):
         data={"action": "approve", "version": "1", "comment": "confirmed", "csrf_token": token},
     )
     assert response.status_code == 303 and response.headers["location"] == "/inbox"
-    assert item_id not in client.get("/inbox").text
+    inbox_page = client.get("/inbox").text
+    assert item_id not in inbox_page
+    assert "approve recorded for case card-1" in inbox_page
+    assert "recorded for case" not in client.get("/inbox").text  # a notice shows once
     item = get_item(inbox.store, item_id)
     assert (item.status, item.decision) == ("decided", "approve")
     [event] = item_history(inbox.store, item_id)
@@ -401,6 +404,20 @@ def test_api_rejects_malformed_decisions(inbox):
     bad_label = client.post(url, headers=headers, json={"action": "correct", "value": "maybe"})
     assert bad_label.status_code == 422 and "not a is_fraud value" in bad_label.json()["error"]
     assert get_item(inbox.store, inbox.items["card-2"]).status == "open"
+
+
+def test_a_first_of_two_approvals_in_the_page_says_who_is_still_needed(inbox):
+    client = inbox.signed_in("ana")
+    item_id = inbox.items["big-block"]
+    client.post(
+        f"/items/{item_id}/decisions",
+        data={"action": "approve", "version": "1", "csrf_token": csrf(client, f"/items/{item_id}")},
+    )
+    page = client.get("/inbox").text
+    assert re.search(r"approve recorded for case big-block; waiting for 1 more distinct approver", page)
+    assert item_id in page  # still open
+    item_page = client.get(f"/items/{item_id}").text
+    assert re.search(r'<ul id="approvals"><li>ana \(analyst\)', item_page)
 
 
 def test_four_eyes_needs_two_people_through_the_api(inbox):

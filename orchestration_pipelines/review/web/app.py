@@ -190,6 +190,7 @@ class _Inbox:
 
     def _render(self, request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
         context.setdefault("reviewer", None)
+        context["notice"] = request.session.pop("notice", None)  # what the last decision did, shown once
         return self.templates.TemplateResponse(
             request, name, {**context, "csrf_token": csrf_token(request.session)}, status_code=status_code
         )
@@ -318,7 +319,9 @@ class _Inbox:
         reviewer = await self._page_reviewer(request)
         form = await self._checked_form(request)
         item_id = request.path_params["item_id"]
-        await run_in_threadpool(self._decide, reviewer, item_id, form)
+        outcome = await run_in_threadpool(self._decide, reviewer, item_id, form)
+        done = f"{outcome.event.action} recorded for case {outcome.item.case_id}"
+        request.session["notice"] = f"{done}; waiting for {outcome.awaiting}" if outcome.awaiting else done
         if form.get("action") in ("comment", "assign"):
             return RedirectResponse(f"/items/{item_id}", status_code=303)
         return RedirectResponse("/inbox", status_code=303)
