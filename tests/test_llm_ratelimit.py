@@ -15,27 +15,17 @@ from llm_fixtures import TICKET, build_gateway, llm_tiers, postgres_store, sqlit
 from llm_server import LLMTestServer
 
 from orchestration_pipelines.ledger import CallContext
-from orchestration_pipelines.llm.ratelimit import SharedRateLimiter
+from orchestration_pipelines.llm.ratelimit import RateLimiter
 from orchestration_pipelines.opstore import OpStore
-
-
-def create_bucket_table(store: OpStore) -> OpStore:
-    """The review-core migration's table, until that migration is on this branch."""
-    with store.transaction() as cur:
-        cur.execute(
-            "CREATE TABLE IF NOT EXISTS rate_limit_buckets "
-            "(bucket TEXT PRIMARY KEY, level REAL NOT NULL, refreshed_at REAL NOT NULL)"
-        )
-    return store
 
 
 @contextmanager
 def _store(dialect, tmp_path):
     if dialect == "sqlite":
-        yield create_bucket_table(sqlite_store(tmp_path))
+        yield sqlite_store(tmp_path)
     else:
         with postgres_store() as store:
-            yield create_bucket_table(store)
+            yield store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -56,7 +46,7 @@ class ManualClock:
 
 
 def limiter(store, clock, rpm=120, tpm=6000, key="llm:test"):
-    return SharedRateLimiter(store, key, rpm, tpm, clock=clock, sleep=clock.sleep)
+    return RateLimiter(store, key, rpm, tpm, clock=clock, sleep=clock.sleep)
 
 
 def test_a_full_bucket_lets_one_second_of_quota_through_then_paces_at_the_rate(store):
@@ -119,9 +109,6 @@ def _largest_excess(arrivals: list[float], rate: float, capacity: float) -> floa
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the gateway paces per process until the rate_limit_buckets migration is merged"
-)
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_two_processes_together_stay_within_one_limit(dialect, tmp_path: Path):
     rpm, calls = 300, 15  # 5 requests a second, a bucket of 5; each process alone could send 15 in 2 s
@@ -148,8 +135,8 @@ def test_two_processes_together_stay_within_one_limit(dialect, tmp_path: Path):
 
 
 def test_threads_of_one_process_queue_for_the_same_refills(tmp_path):
-    store = create_bucket_table(sqlite_store(tmp_path))
-    shared = SharedRateLimiter(store, "llm:threads", 600, 10**9)  # 10 a second, a bucket of 10
+    store = sqlite_store(tmp_path)
+    shared = RateLimiter(store, "llm:threads", 600, 10**9)  # 10 a second, a bucket of 10
     taken = []
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda _: (shared.acquire(1), taken.append(time.time())), range(20)))

@@ -10,7 +10,6 @@ SQLite): two callers never both spend the same refill.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ class BucketSpec:
         return max(1.0, self.rate)
 
 
-class SharedRateLimiter:
+class RateLimiter:
     """One request bucket and one token bucket, stored in ``store``; ``acquire`` blocks until both fit."""
 
     def __init__(
@@ -72,7 +71,7 @@ class SharedRateLimiter:
         """Take one request and ``tokens`` if both fit now (returns 0), else the seconds until they
         would; nothing is taken then."""
         needs = ((self.requests, 1.0), (self.tokens, float(tokens)))
-        with self.store.transaction(exclusive=self.store.dialect == "sqlite") as cur:
+        with self.store.transaction(exclusive=True) as cur:
             now = self._clock()
             levels = {spec.name: self._locked_level(cur, spec, now) for spec, _ in needs}
             delay = max((min(need, spec.capacity) - levels[spec.name]) / spec.rate for spec, need in needs)
@@ -100,59 +99,8 @@ class SharedRateLimiter:
         return min(spec.capacity, level + max(0.0, now - refreshed_at) * spec.rate)
 
 
-def shared_limiter_for(tier: Tier, store: OpStore) -> SharedRateLimiter:
+def limiter_for(tier: Tier, store: OpStore) -> RateLimiter:
     """The limiter of one endpoint and model: every process using ``store`` shares its quota."""
-    return SharedRateLimiter(
+    return RateLimiter(
         store, f"llm:{tier.base_url}:{tier.model}", tier.requests_per_minute, tier.tokens_per_minute
     )
-
-
-# In-process limiter, used by the gateway until the store's rate_limit_buckets migration lands.
-
-
-class _Bucket:
-    def __init__(self, per_minute: float):
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate)
-        self.level = self.capacity
-        self.updated = time.monotonic()
-
-    def wait_time(self, need: float, now: float) -> float:
-        """Seconds until ``need`` fits; a request above capacity waits for a full bucket, then borrows."""
-        self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
-        self.updated = now
-        return max(0.0, (min(need, self.capacity) - self.level) / self.rate)
-
-
-class RateLimiter:
-    def __init__(self, requests_per_minute: float, tokens_per_minute: float):
-        self._requests = _Bucket(requests_per_minute)
-        self._tokens = _Bucket(tokens_per_minute)
-        self._lock = threading.Lock()
-
-    def acquire(self, tokens: int) -> float:
-        """Block until one request of ``tokens`` estimated tokens may go; returns the seconds waited."""
-        waited = 0.0
-        with self._lock:  # callers queue in order instead of racing for refills
-            while True:
-                now = time.monotonic()
-                delay = max(self._requests.wait_time(1, now), self._tokens.wait_time(tokens, now))
-                if delay <= 0:
-                    self._requests.level -= 1
-                    self._tokens.level -= tokens
-                    return waited
-                time.sleep(delay)
-                waited += delay
-
-
-_LIMITERS: dict[tuple, RateLimiter] = {}
-_LIMITERS_LOCK = threading.Lock()
-
-
-def limiter_for(tier: Tier) -> RateLimiter:
-    """One limiter per endpoint, model and limits in this process, shared by every gateway built here."""
-    key = (tier.base_url, tier.model, tier.requests_per_minute, tier.tokens_per_minute)
-    with _LIMITERS_LOCK:
-        if key not in _LIMITERS:
-            _LIMITERS[key] = RateLimiter(tier.requests_per_minute, tier.tokens_per_minute)
-        return _LIMITERS[key]
