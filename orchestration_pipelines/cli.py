@@ -200,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orchestration-pipelines", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="generate demo data and run the fraud and support workflows through Dagster")
+    demo = sub.add_parser(
+        "demo", help="generate demo data and run the fraud and support workflows through Dagster"
+    )
     demo.add_argument("--accounts", type=int, default=5000)
     demo.add_argument(
         "--with-bad-file", action="store_true", help="also land a malformed file to see quarantine"
