@@ -188,7 +188,9 @@ def print_support_summary() -> None:
             "SELECT batch_id, status, count(*) AS tickets FROM support.outbox GROUP BY batch_id, status"
         ).df()
     print("\nTickets per route (no LLM tier configured): " + ", ".join(f"{r} {n}" for r, n in routes))
-    table = states.pivot_table(index="batch_id", columns="status", values="tickets", fill_value=0)
+    table = states.pivot_table(
+        index="batch_id", columns="status", values="tickets", aggfunc="sum", fill_value=0
+    )
     print("Outbox per final state (published table support.outbox):")
     print(table.to_string())
     print(
