@@ -274,6 +274,20 @@ def test_the_queue_highlights_overdue_items_and_filters_by_deadline_role_and_wor
     assert client.get("/inbox?due=yesterday").status_code == 400
 
 
+def test_a_long_queue_shows_the_soonest_items_and_says_how_many_wait(inbox, monkeypatch):
+    from orchestration_pipelines.review.web import app as web_app
+
+    monkeypatch.setattr(web_app, "QUEUE_LIMIT", 2)
+    client = inbox.signed_in("ana")
+    page = client.get("/inbox").text
+    assert page.count("data-item-id") == 2 and "The 2 soonest of 4 items." in page
+    assert re.search(rf'data-item-id="{inbox.items["late-1"]}"', page)  # the most overdue comes first
+    api = client.get("/api/items?limit=3", headers=inbox.bearer("ana")).json()
+    assert (len(api["items"]), api["total"]) == (3, 4)
+    assert client.get("/api/items?limit=0", headers=inbox.bearer("ana")).status_code == 400
+    assert client.get("/api/items?limit=x", headers=inbox.bearer("ana")).status_code == 400
+
+
 def test_pages_escape_what_the_workflows_wrote(inbox):
     raise_items(inbox.store, [request("xss-1", note="<script>alert(1)</script>")])
     page = inbox.signed_in("ana").get(f"/items/{get_item_id(inbox.store, 'xss-1')}").text

@@ -45,6 +45,8 @@ SESSION_COOKIE = "review_session"
 SESSION_MAX_AGE = 8 * 3600  # one working day; signing in again is cheap
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 DUE_FILTERS = ("all", "overdue", "today")
+QUEUE_LIMIT = 200  # the soonest-due items a page or an API call returns (a person works from the top)
+API_MAX_LIMIT = 1000
 
 
 def create_app(
@@ -266,19 +268,20 @@ class _Inbox:
     async def queue(self, request: Request) -> Response:
         reviewer = await self._page_reviewer(request)
         role, workflow, due = self._queue_filters(request, reviewer)
-        items = await run_in_threadpool(self._queue_items, reviewer, role, workflow, due)
-        now = _now()
+        queue = await run_in_threadpool(self._queue_items, reviewer, role, workflow, due)
+        items, now = queue[:QUEUE_LIMIT], _now()
         return self._render(
             request,
             "inbox.html",
             reviewer=reviewer,
             items=items,
+            total=len(queue),
             overdue={i.item_id for i in items if _overdue(i, now)},
             role=role,
             workflow=workflow,
             due=due,
             due_filters=DUE_FILTERS,
-            workflows=sorted({i.workflow for i in items} | ({workflow} if workflow else set())),
+            workflows=sorted({i.workflow for i in queue} | ({workflow} if workflow else set())),
         )
 
     def _allowed_actions(self, item: review.ReviewItem, reviewer: review.Reviewer) -> list[str]:
@@ -377,8 +380,14 @@ class _Inbox:
     async def api_items(self, request: Request) -> Response:
         reviewer = await self._bearer_reviewer(request)
         role, workflow, due = self._queue_filters(request, reviewer)
-        items = await run_in_threadpool(self._queue_items, reviewer, role, workflow, due)
-        return JSONResponse({"items": _jsonable(items)})
+        try:
+            limit = int(request.query_params.get("limit") or QUEUE_LIMIT)
+        except ValueError:
+            raise HTTPException(400, "limit must be an integer") from None
+        if not 1 <= limit <= API_MAX_LIMIT:
+            raise HTTPException(400, f"limit must be between 1 and {API_MAX_LIMIT}")
+        queue = await run_in_threadpool(self._queue_items, reviewer, role, workflow, due)
+        return JSONResponse({"items": _jsonable(queue[:limit]), "total": len(queue)})
 
     async def api_item(self, request: Request) -> Response:
         reviewer = await self._bearer_reviewer(request)
