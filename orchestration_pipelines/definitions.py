@@ -17,6 +17,7 @@ from orchestration_pipelines.jobs import (
     maintenance_daily_job,
     maintenance_training_job,
     review_apply_actions_job,
+    support_training_job,
     support_triage_job,
 )
 from orchestration_pipelines.schedules import fraud_nightly_training, maintenance_daily
@@ -65,6 +66,7 @@ def build_definitions() -> Definitions:
             maintenance_daily_job,
             maintenance_training_job,
             support_triage_job,
+            support_training_job,
             review_apply_actions_job,
         ],
         schedules=[fraud_nightly_training, maintenance_daily],

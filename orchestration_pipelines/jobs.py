@@ -26,7 +26,7 @@ from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, account_st
 from assets.fraud_lifecycle import no_stranded_batches
 from assets.fraud_review import FRAUD_REVIEW_ASSETS
 from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model
-from assets.support import SUPPORT_BATCH_ASSETS
+from assets.support import SUPPORT_BATCH_ASSETS, SUPPORT_REFERENCE_ASSETS
 from orchestration_pipelines.connectors import connectors_by_action
 from orchestration_pipelines.review.actions import deliver_pending_actions
 from resources.connectors import CardServiceResource, ReplySenderResource
@@ -77,6 +77,14 @@ support_triage_job = define_asset_job(
     selection=AssetSelection.assets(*SUPPORT_BATCH_ASSETS),
     executor_def=in_process_executor,
     description="Triage one landed ticket file: contract, classification, routes, replies, outbox.",
+)
+
+support_training_job = define_asset_job(
+    "support_training_job",
+    selection=AssetSelection.assets(*SUPPORT_REFERENCE_ASSETS),
+    executor_def=in_process_executor,
+    description="Load customers, orders and labelled tickets; train the ticket classifier (promoted "
+    "only if none is yet; later versions are promoted by a person).",
 )
 
 

@@ -248,3 +248,32 @@ def test_racing_raisers_of_overlapping_cases_raise_each_item_once(store):
     assert errors == [] and sorted(created) == sorted(r.item_id for r in cases)
     raised = [e for e in read_audit_log(store) if e.event == "review_item_raised"]
     assert len(raised) == 30 and verify_audit_chain(store) == []
+
+
+def _refuse_audit_appends(store) -> None:
+    """A real trigger makes every audit append fail, as a full disk or a revoked grant would."""
+    with store.transaction(exclusive=True) as cur:
+        if store.dialect == "sqlite":
+            cur.execute(
+                "CREATE TRIGGER no_audit BEFORE INSERT ON audit_log "
+                "BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END"
+            )
+        else:
+            cur.execute(
+                "CREATE FUNCTION no_audit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$"
+            )
+            cur.execute("CREATE TRIGGER no_audit BEFORE INSERT ON audit_log EXECUTE FUNCTION no_audit()")
+
+
+def test_a_decision_whose_audit_entry_fails_leaves_no_trace(store):
+    (item_id,) = raise_items(store, [request("tx-1")]).created
+    _refuse_audit_appends(store)
+    with pytest.raises(Exception, match="audit log unavailable"):
+        decide(store, item_id, "ana", "approve")
+    with pytest.raises(Exception, match="audit log unavailable"):
+        raise_items(store, [request("tx-2")])
+    item = get_item(store, item_id)
+    assert (item.status, item.version, item.decision) == ("open", 1, None)
+    assert item_history(store, item_id) == [] and list_items(store, status=None) == [item]
+    assert _rows(store, "SELECT count(*) FROM actions_outbox") == [(0,)]

@@ -3,7 +3,8 @@
 The policy (``policies/review.yaml``) says who may decide what; decisions, refusals and timeouts are
 recorded once in the operational store with their audit entries, and the external actions they lead
 to wait in ``actions_outbox`` for delivery. Free of Dagster: assets, sensors, the CLI and the web app
-call these functions.
+call these functions. The buttons a reviewer gets on an item:
+``load_review_policy().kind(item.kind).allowed_actions(reviewer.roles)`` (``decide`` checks again).
 """
 
 from orchestration_pipelines.review.items import (
