@@ -35,13 +35,13 @@ ALERTS = pd.DataFrame(
 
 
 def _marks(pairs):
-    return feedback_rows("maintenance", "alert", pd.DataFrame(pairs, columns=["case_id", "v"]), "v")
+    return feedback_rows("maintenance", "alert_outcome", pd.DataFrame(pairs, columns=["case_id", "v"]), "v")
 
 
 def test_false_alarms_raise_the_bar_of_their_machine_type_only():
     p = policy()
     marks = _marks(
-        [(e, "false_alarm") for e in ALERTS.episode_id[:3]] + [(ALERTS.episode_id[6], "confirmed")]
+        [(e, "false_alarm") for e in ALERTS.episode_id[:3]] + [(ALERTS.episode_id[6], "true_fault")]
     )
     thresholds = thresholds_from_feedback(p, marks, ALERTS)
 
@@ -49,10 +49,10 @@ def test_false_alarms_raise_the_bar_of_their_machine_type_only():
     assert pump.enter_score == pytest.approx(p.enter_score * 1.1**3, abs=1e-3)
     assert pump.evidence_windows == p.evidence_windows + 1
     assert pump.version == f"{p.version}+{thresholds.version}"
-    assert thresholds.policy_for(p, "compressor") == p  # confirmed alarms lower nothing
+    assert thresholds.policy_for(p, "compressor") == p  # true faults lower nothing
     assert thresholds.marks == {
-        "compressor": {"false_alarm": 0, "confirmed": 1},
-        "pump": {"false_alarm": 3, "confirmed": 0},
+        "compressor": {"false_alarm": 0, "true_fault": 1},
+        "pump": {"false_alarm": 3, "true_fault": 0},
     }
     assert len(thresholds.feedback_ids) == 4
     assert (
@@ -71,7 +71,7 @@ def test_false_alarms_raise_the_bar_of_their_machine_type_only():
 
 def test_many_false_alarms_stay_within_bounds_and_unknown_marks_are_refused():
     p = policy()
-    many = _marks([(f"PU-001:2026112{d}T{h:02d}00", "false alarm") for d in range(3) for h in range(20)])
+    many = _marks([(f"PU-001:2026112{d}T{h:02d}00", "false_alarm") for d in range(3) for h in range(20)])
     alerts = pd.DataFrame({"episode_id": many["case_id"], "machine_type": "pump"})
     pump = thresholds_from_feedback(p, many, alerts).policy_for(p, "pump")
     assert pump.enter_score <= p.enter_score * MAX_ENTER_FACTOR < p.high_score
@@ -79,5 +79,5 @@ def test_many_false_alarms_stay_within_bounds_and_unknown_marks_are_refused():
 
     unmatched = thresholds_from_feedback(p, _marks([("XX-404:20261120T0100", "false_alarm")]), ALERTS)
     assert unmatched.per_type == {} and len(unmatched.unmatched_ids) == 1
-    with pytest.raises(FeedbackError, match=r"unknown alert values.*'broken'"):
+    with pytest.raises(FeedbackError, match=r"unknown alert_outcome values.*'broken'"):
         thresholds_from_feedback(p, _marks([(ALERTS.episode_id[0], "broken")]), ALERTS)

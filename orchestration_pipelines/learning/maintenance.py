@@ -4,7 +4,7 @@ Each alert episode a planner marks a false alarm raises its machine type's evide
 score a window needs (``enter_score`` x ``ENTER_SCORE_STEP``) and, every second mark, one more
 consecutive evidence window, within bounds so that corrections can never silence a type (the score
 stays below the policy's ``high_score`` and at most ``MAX_ENTER_FACTOR`` times the base; the windows
-at most ``MAX_EVIDENCE_FACTOR`` times). Marks of an alert as real (``confirmed``) are kept as
+at most ``MAX_EVIDENCE_FACTOR`` times). Marks of an alert as real (``true_fault``) are counted as
 evidence but lower nothing: a missed failure costs more than a false alarm, and loosening is a person's
 decision in the policy file. The per-type thresholds are one versioned set, recomputed from all marks,
 so a re-run gives the same version.
@@ -22,13 +22,8 @@ import pandas as pd
 from orchestration_pipelines.learning.feedback import latest_corrections
 from orchestration_pipelines.maintenance.policy import MaintenancePolicy
 
-LABEL_FIELD = "alert"
-LABEL_VALUES = {
-    "false_alarm": "false_alarm",
-    "false alarm": "false_alarm",
-    "confirmed": "confirmed",
-    "true_alarm": "confirmed",
-}
+LABEL_FIELD = "alert_outcome"  # as the review policy's maintenance kinds correct it
+LABEL_VALUES = ("false_alarm", "true_fault")
 ENTER_SCORE_STEP = 1.1
 MAX_ENTER_FACTOR = 1.5
 MAX_EVIDENCE_FACTOR = 2
@@ -41,7 +36,7 @@ class AlertThresholds:
     version: str
     base_policy_version: str
     per_type: dict[str, dict[str, float | int]]
-    marks: dict[str, dict[str, int]]  # per type: false alarms and confirmed alerts counted
+    marks: dict[str, dict[str, int]]  # per type: false alarms and true faults counted
     feedback_ids: list[str] = field(default_factory=list)
     unmatched_ids: list[str] = field(default_factory=list)  # episodes not among the alerts given
 
@@ -84,7 +79,7 @@ def thresholds_from_feedback(
     per_type, tally = {}, {}
     for machine_type, row in counts.iterrows():
         false_alarms = int(row.get("false_alarm", 0))
-        tally[str(machine_type)] = {"false_alarm": false_alarms, "confirmed": int(row.get("confirmed", 0))}
+        tally[str(machine_type)] = {"false_alarm": false_alarms, "true_fault": int(row.get("true_fault", 0))}
         if false_alarms:
             per_type[str(machine_type)] = raised(policy, false_alarms)
     content = json.dumps([policy.version, per_type], sort_keys=True)
