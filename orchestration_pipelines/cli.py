@@ -176,6 +176,20 @@ def cmd_audit(args: argparse.Namespace) -> None:
     print(f"audit chain intact and consistent with {len(anchors)} anchor(s)")
 
 
+def cmd_opstore(args: argparse.Namespace) -> None:
+    from orchestration_pipelines.migrations import head_revision
+    from orchestration_pipelines.opstore import OpStore
+    from orchestration_pipelines.settings import default_opstore_url
+
+    store = OpStore(default_opstore_url())
+    if args.opstore_command == "upgrade":
+        print(f"{store}: upgraded to revision {store.migrate()}")
+    else:
+        current = store.current_revision()
+        state = "up to date" if current == head_revision() else f"behind head {head_revision()}"
+        print(f"{store}: revision {current or 'none (never migrated)'} ({state})")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from orchestration_pipelines.demo import run_fraud_demo
 
@@ -235,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="deliver pending records, then check the hash chain and compare it with the anchors in "
         "the fraud/decisions and fraud/model materializations of the Dagster instance (DAGSTER_HOME)",
     ).set_defaults(func=cmd_audit)
+
+    opstore = sub.add_parser("opstore", help="the operational store's schema (OP_OPSTORE_URL)")
+    opstore_sub = opstore.add_subparsers(dest="opstore_command", required=True)
+    opstore_sub.add_parser(
+        "upgrade", help="apply pending migrations (also done automatically on first use)"
+    ).set_defaults(func=cmd_opstore)
+    opstore_sub.add_parser("current", help="print the schema revision the store is at").set_defaults(
+        func=cmd_opstore
+    )
 
     maintenance_cli.add_parser(sub)
 

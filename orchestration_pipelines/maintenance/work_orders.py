@@ -19,35 +19,6 @@ from typing import Any
 
 from orchestration_pipelines.opstore import OpStore
 
-_WORK_ORDERS_DDL = """
-CREATE TABLE IF NOT EXISTS maintenance_work_orders (
-    work_order_key TEXT PRIMARY KEY,
-    machine_id TEXT NOT NULL,
-    team TEXT NOT NULL,
-    alerted_at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    run_id TEXT,
-    delivery TEXT NOT NULL,
-    delivery_attempts INTEGER NOT NULL,
-    delivered_at TEXT,
-    last_error TEXT
-)
-"""
-_NOTIFICATIONS_DDL = """
-CREATE TABLE IF NOT EXISTS maintenance_notifications (
-    notification_key TEXT PRIMARY KEY,
-    team TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    delivery TEXT NOT NULL,
-    delivery_attempts INTEGER NOT NULL,
-    delivered_at TEXT,
-    last_error TEXT
-)
-"""
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -95,16 +66,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _ensure_table(store: OpStore, ddl: str) -> None:
-    """Create under the store's exclusive lock: concurrent CREATE IF NOT EXISTS races on PostgreSQL."""
-    with store.transaction(exclusive=True) as cur:
-        cur.execute(ddl)
-
-
 class _WebhookOutbox:
     """A table of messages keyed for idempotency, delivered to a webhook with retries."""
 
-    ddl = table = key_column = ""
+    table = key_column = ""
 
     def __init__(
         self, store: OpStore, webhook_url: str | None, attempts: int = 5, backoff_seconds: float = 0.5
@@ -113,7 +78,6 @@ class _WebhookOutbox:
         self.webhook_url = webhook_url
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
-        _ensure_table(store, self.ddl)
 
     def _deliver(self, key: str, payload: dict) -> int:
         """Send and record the outcome; a failure is recorded and raised."""
@@ -137,7 +101,7 @@ class _WebhookOutbox:
 class MaintenanceSystem(_WebhookOutbox):
     """The connector: ``open_work_order`` is safe to call any number of times for one episode."""
 
-    ddl, table, key_column = _WORK_ORDERS_DDL, "maintenance_work_orders", "work_order_key"
+    table, key_column = "maintenance_work_orders", "work_order_key"
 
     def open_work_order(
         self, key: str, machine_id: str, team: str, alerted_at: str, payload: dict, run_id: str | None
@@ -187,7 +151,7 @@ class MaintenanceSystem(_WebhookOutbox):
 class Notifier(_WebhookOutbox):
     """Tells the owning team, once per key: an outbox row, then the team webhook when one is configured."""
 
-    ddl, table, key_column = _NOTIFICATIONS_DDL, "maintenance_notifications", "notification_key"
+    table, key_column = "maintenance_notifications", "notification_key"
 
     def notify(self, key: str, team: str, subject: str, body: str) -> bool:
         """True when this call recorded (and delivered) the message, False when it had been sent before."""
