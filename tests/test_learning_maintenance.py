@@ -26,12 +26,8 @@ def _windows(scores: list[float], machine_id: str) -> pd.DataFrame:
     )
 
 
-ALERTS = pd.DataFrame(
-    {
-        "episode_id": [f"PU-001:20261120T{h:02d}00" for h in range(6)] + ["CO-001:20261120T0100"],
-        "machine_type": ["pump"] * 6 + ["compressor"],
-    }
-)
+EPISODES = [f"PU-001:20261120T{h:02d}00" for h in range(6)] + ["CO-001:20261120T0100"]
+MACHINES = small_plant().plant.machines
 
 
 def _marks(pairs):
@@ -40,10 +36,8 @@ def _marks(pairs):
 
 def test_false_alarms_raise_the_bar_of_their_machine_type_only():
     p = policy()
-    marks = _marks(
-        [(e, "false_alarm") for e in ALERTS.episode_id[:3]] + [(ALERTS.episode_id[6], "true_fault")]
-    )
-    thresholds = thresholds_from_feedback(p, marks, ALERTS)
+    marks = _marks([(e, "false_alarm") for e in EPISODES[:3]] + [(EPISODES[6], "true_fault")])
+    thresholds = thresholds_from_feedback(p, marks, MACHINES)
 
     pump = thresholds.policy_for(p, "pump")
     assert pump.enter_score == pytest.approx(p.enter_score * 1.1**3, abs=1e-3)
@@ -56,7 +50,7 @@ def test_false_alarms_raise_the_bar_of_their_machine_type_only():
     }
     assert len(thresholds.feedback_ids) == 4
     assert (
-        thresholds_from_feedback(p, marks, ALERTS).version == thresholds.version
+        thresholds_from_feedback(p, marks, MACHINES).version == thresholds.version
     )  # same marks, same version
 
     # a run of windows just above the old bar: the pump now stays quiet, a spindle still alerts
@@ -72,12 +66,11 @@ def test_false_alarms_raise_the_bar_of_their_machine_type_only():
 def test_many_false_alarms_stay_within_bounds_and_unknown_marks_are_refused():
     p = policy()
     many = _marks([(f"PU-001:2026112{d}T{h:02d}00", "false_alarm") for d in range(3) for h in range(20)])
-    alerts = pd.DataFrame({"episode_id": many["case_id"], "machine_type": "pump"})
-    pump = thresholds_from_feedback(p, many, alerts).policy_for(p, "pump")
+    pump = thresholds_from_feedback(p, many, MACHINES).policy_for(p, "pump")
     assert pump.enter_score <= p.enter_score * MAX_ENTER_FACTOR < p.high_score
     assert pump.evidence_windows == 2 * p.evidence_windows
 
-    unmatched = thresholds_from_feedback(p, _marks([("XX-404:20261120T0100", "false_alarm")]), ALERTS)
+    unmatched = thresholds_from_feedback(p, _marks([("XX-404:20261120T0100", "false_alarm")]), MACHINES)
     assert unmatched.per_type == {} and len(unmatched.unmatched_ids) == 1
     with pytest.raises(FeedbackError, match=r"unknown alert_outcome values.*'broken'"):
-        thresholds_from_feedback(p, _marks([(ALERTS.episode_id[0], "broken")]), ALERTS)
+        thresholds_from_feedback(p, _marks([(EPISODES[0], "broken")]), MACHINES)

@@ -102,3 +102,20 @@ def _examples(rows: pd.DataFrame, column: str, limit: int = 5) -> str:
     shown = ", ".join(f"{r.feedback_id}: {getattr(r, column)!r}" for r in rows.head(limit).itertuples())
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
     return f"{shown}{more}"
+
+
+def warehouse_cases(con, table: str, key: str, case_ids: Iterable[str]) -> pd.DataFrame | None:
+    """Rows of warehouse ``schema.table`` whose ``key`` is a corrected case (a DuckDB connection).
+
+    ``None`` while the table does not exist yet (no batch landed). ``table`` and ``key`` are this
+    package's own constants, never outside input.
+    """
+    schema, name = table.split(".")
+    [(exists,)] = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchall()
+    if not exists:
+        return None
+    ids = list(dict.fromkeys(map(str, case_ids)))
+    return con.execute(f"SELECT * FROM {table} WHERE {key} IN (SELECT unnest(?::VARCHAR[]))", [ids]).df()

@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
-from orchestration_pipelines.learning.feedback import latest_corrections
+from orchestration_pipelines.audit import promote_with_audit
+from orchestration_pipelines.learning.feedback import latest_corrections, mark_used, read_feedback
 from orchestration_pipelines.maintenance.policy import MaintenancePolicy
+from orchestration_pipelines.model_registry import ModelNotFound, ModelRegistry
+from orchestration_pipelines.opstore import OpStore
 
+WORKFLOW = "maintenance"
 LABEL_FIELD = "alert_outcome"  # as the review policy's maintenance kinds correct it
 LABEL_VALUES = ("false_alarm", "true_fault")
 ENTER_SCORE_STEP = 1.1
@@ -38,7 +43,7 @@ class AlertThresholds:
     per_type: dict[str, dict[str, float | int]]
     marks: dict[str, dict[str, int]]  # per type: false alarms and true faults counted
     feedback_ids: list[str] = field(default_factory=list)
-    unmatched_ids: list[str] = field(default_factory=list)  # episodes not among the alerts given
+    unmatched_ids: list[str] = field(default_factory=list)  # episodes of machines the plant lacks
 
     def policy_for(self, policy: MaintenancePolicy, machine_type: str) -> MaintenancePolicy:
         """The alerting policy of one machine type; its version names the threshold set."""
@@ -63,13 +68,18 @@ class AlertThresholds:
         }
 
 
+def episode_machine(episode_id: str) -> str:
+    """The machine of an alert episode id (``machine_id:YYYYmmddTHHMM``, as ``track_alerts`` names it)."""
+    return str(episode_id).rsplit(":", 1)[0]
+
+
 def thresholds_from_feedback(
-    policy: MaintenancePolicy, feedback: pd.DataFrame, alerts: pd.DataFrame
+    policy: MaintenancePolicy, feedback: pd.DataFrame, machine_types: Mapping[str, str]
 ) -> AlertThresholds:
-    """Per-type thresholds from the marks on ``alerts`` (episode_id, machine_type) in ``feedback``."""
+    """Per-type thresholds from the marks in ``feedback`` (case id = alert episode id);
+    ``machine_types`` maps machine ids to their type (the plant's ``machines``)."""
     marks = latest_corrections(feedback, LABEL_FIELD, LABEL_VALUES)
-    types = alerts.drop_duplicates("episode_id").set_index("episode_id")["machine_type"]
-    marks = marks.assign(machine_type=marks["case_id"].map(types))
+    marks = marks.assign(machine_type=marks["case_id"].map(episode_machine).map(machine_types))
     matched = marks[marks["machine_type"].notna()]
     counts = (
         matched.groupby(["machine_type", "value"]).size().unstack(fill_value=0)
@@ -102,3 +112,55 @@ def raised(policy: MaintenancePolicy, false_alarms: int) -> dict[str, float | in
             policy.evidence_windows + false_alarms // 2, policy.evidence_windows * MAX_EVIDENCE_FACTOR
         ),
     }
+
+
+THRESHOLDS_MODEL = "maintenance_thresholds"  # the registry name of the promoted threshold set
+
+
+def current_thresholds(registry: ModelRegistry) -> AlertThresholds | None:
+    try:
+        thresholds, _ = registry.load(THRESHOLDS_MODEL)
+    except ModelNotFound:
+        return None
+    return thresholds
+
+
+def type_policies(registry: ModelRegistry, policy: MaintenancePolicy) -> dict[str, MaintenancePolicy]:
+    """The alerting policy of every machine type the promoted threshold set made stricter."""
+    thresholds = current_thresholds(registry)
+    if thresholds is None:
+        return {}
+    return {machine_type: thresholds.policy_for(policy, machine_type) for machine_type in thresholds.per_type}
+
+
+def refresh_thresholds(
+    store: OpStore,
+    registry: ModelRegistry,
+    policy: MaintenancePolicy,
+    machine_types: Mapping[str, str],
+    run_id: str | None = None,
+) -> tuple[AlertThresholds, str | None]:
+    """Recompute the threshold set from all marks; promote it (audited) when it changed.
+
+    Returns the set and its registry version (``None`` while no mark ever changed a threshold). The
+    marks it counts are marked used by that version.
+    """
+    thresholds = thresholds_from_feedback(policy, read_feedback(store, WORKFLOW), machine_types)
+    current = current_thresholds(registry)
+    if current is not None and current.version == thresholds.version:
+        return thresholds, registry.current_version(THRESHOLDS_MODEL)
+    if current is None and not thresholds.per_type:
+        return thresholds, None
+    version = registry.save(THRESHOLDS_MODEL, thresholds, thresholds.as_dict())
+    promote_with_audit(
+        registry,
+        store,
+        workflow=WORKFLOW,
+        model_name=THRESHOLDS_MODEL,
+        version=version,
+        details={"per_type": thresholds.per_type, "marks": thresholds.marks},
+        run_id=run_id,
+    )
+    if thresholds.feedback_ids:
+        mark_used(store, thresholds.feedback_ids, version)
+    return thresholds, version

@@ -18,7 +18,8 @@ from math import sqrt
 import numpy as np
 import pandas as pd
 
-from orchestration_pipelines.learning.feedback import latest_corrections
+from orchestration_pipelines.learning.feedback import latest_corrections, read_feedback, warehouse_cases
+from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.router import RouterPolicy
 
 NEVER = 1.01  # a threshold no confidence reaches: the tier is not trusted at any confidence
@@ -113,3 +114,35 @@ def recalibrate_router(
         accuracy_after = _accuracy(conf, correct, after)[1]
         report.append(TierRecalibration(tier, before, after, n, accuracy_before, accuracy_after))
     return replace(policy, version=version, local_min=local_min, small_min=small_min), report
+
+
+def approved_cases(store: OpStore, workflow: str) -> set[str]:
+    """Cases whose review item a person approved as answered (the review inbox's ``approve``)."""
+    with store.transaction() as cur:
+        rows = cur.execute(
+            "SELECT case_id FROM review_items WHERE workflow = ? AND decision = 'approve'", (workflow,)
+        ).fetchall()
+    return {str(case_id) for (case_id,) in rows}
+
+
+def recalibrate_from_reviews(
+    store: OpStore,
+    warehouse,
+    policy: RouterPolicy,
+    intents: list[str],
+    version: str,
+    target_accuracy: float = 0.9,
+) -> tuple[RouterPolicy, list[TierRecalibration], int]:
+    """``recalibrate_router`` on the support tickets reviewed so far: their routes from the warehouse
+    (``support.routes``, a DuckDB connection), corrections and approvals from the operational store.
+    Also returns how many reviewed tickets it judged on."""
+    corrections = read_feedback(store, "support")
+    approved = approved_cases(store, "support")
+    reviewed = set(corrections["case_id"]) | approved
+    routes = warehouse_cases(warehouse, "support.routes", "ticket_id", reviewed)
+    if routes is None or routes.empty:
+        return policy, [], 0
+    routes = routes.drop_duplicates("ticket_id", keep="last")
+    outcomes = reviewed_outcomes(routes, corrections, approved, intents)
+    recalibrated, report = recalibrate_router(policy, outcomes, version, target_accuracy)
+    return recalibrated, report, len(outcomes)
