@@ -4,21 +4,25 @@ Per seed and workflow:
 
 * **fraud**: a model trained on 30 days of history scores a week in which a new pattern appears
   (``night_cash_out`` from ``EMERGING_PATTERNS``: ATM withdrawals in the small hours at home, which
-  history never showed). Analysts correct what they see in that week: every case of the pattern becomes
-  ``is_fraud = 1`` and every legitimate case the model flagged becomes ``0``. The model is retrained
+  history never showed). Analysts correct that week's cases of the pattern to ``is_fraud``
+  ``fraud``. The model is retrained
   with those feedback rows (``learning.fraud.train_with_feedback``) and both models are judged on the
   FOLLOWING week, generated from another seed (no corrected case in it): recall of the pattern at the
   policy's review threshold (probability >= ``auto_clear_below``), and on the rest of the traffic
-  PR-AUC, recall at 1% FPR and the share of legitimate cases flagged.
+  PR-AUC, recall at 1% FPR and the share of legitimate cases flagged. (Adding ``legitimate`` verdicts
+  on the week's legitimate cases the model flagged, 137 on seed 121, cost PR-AUC on other traffic
+  -0.024, interval [-0.047, -0.001]: those honest look-alikes resemble real fraud.)
 * **support**: a classifier trained on generated tickets meets a company's own phrasing of refunds
-  (its returns service, "ParcelSwap", depot and courier wording), which it files under shipping or
-  billing. Reviewers correct the intent of that batch's pattern tickets; the classifier is retrained
-  (``learning.support.train_with_feedback``) and judged on another seed's tickets: accuracy on the
-  pattern's tickets and on ordinary tickets.
+  (its returns service, "ParcelSwap", depot and courier wording), which it files under shipping.
+  Reviewers correct the intent of the 25 such tickets of a batch that it got wrong; the classifier is
+  retrained (``learning.support.train_with_feedback``) and judged on another seed's tickets: accuracy
+  on 200 pattern tickets worded in other sentences, and on 1,000 ordinary tickets.
 
-Targets: on every seed the pattern's recall (fraud) / accuracy (support) on the held-out set rises by
-at least 0.3, and the other figures do not fall by more than 0.02. Figures are printed per seed with
-the mean and the spread (min..max) over seeds, and the CPU seconds of each retrain.
+Targets, on every seed: the pattern's recall (fraud) / accuracy (support) on the held-out set rises by
+at least 0.3; on the other traffic, PR-AUC and recall at 1% FPR fall by no more than noise (the 95%
+paired bootstrap interval of the change reaches 0), legitimate cases flagged rise by at most 0.5
+points, and ordinary tickets' accuracy falls by at most 0.01. Figures are printed per seed with the
+mean and the spread (min..max) over seeds, and the CPU seconds of each retrain.
 
 Usage: ``python -m benchmarks.feedback [--seeds N] [--quick]``.
 """
@@ -36,7 +40,7 @@ import pandas as pd
 from orchestration_pipelines.fraud import train_builtin
 from orchestration_pipelines.fraud.features import compute_features
 from orchestration_pipelines.fraud.generator import generate_transactions, make_population
-from orchestration_pipelines.fraud.model import evaluate
+from orchestration_pipelines.fraud.model import evaluate, paired_difference_intervals
 from orchestration_pipelines.fraud.policy import load_policy
 from orchestration_pipelines.learning import fraud as fraud_learning
 from orchestration_pipelines.learning import support as support_learning
@@ -45,7 +49,8 @@ from orchestration_pipelines.support.classifier import train_classifier
 from orchestration_pipelines.support.generator import generate_tickets, make_customers, make_orders
 
 PATTERN_GAIN_TARGET = 0.3
-REGRESSION_TOLERANCE = 0.02
+LEGIT_FLAGGED_TOLERANCE = 0.005  # legitimate cases newly flagged: at most half a percentage point more
+ACCURACY_TOLERANCE = 0.01  # ordinary tickets: about two standard errors on 1,000 held-out tickets
 FRAUD_PATTERN = "night_cash_out"
 
 
@@ -83,14 +88,9 @@ def fraud_case(seed: int, accounts: int, weight: float = fraud_learning.FEEDBACK
     held_out = generate_transactions(pop, "2026-11-07", 7, seed=seed + 2, id_prefix="E", emerging=week)
 
     before, cpu_before = _timed(train_builtin, history, seed=seed)
-    seen = compute_features(corrected_week.drop(columns=["is_fraud", "fraud_pattern"]), history)
-    flagged = before.model.predict(seen)[0] >= threshold
-    is_pattern = corrected_week["fraud_pattern"].eq(FRAUD_PATTERN).to_numpy()
-    false_alarm = flagged & corrected_week["is_fraud"].eq(0).to_numpy()
-    cases = corrected_week.loc[is_pattern | false_alarm, ["transaction_id", "is_fraud"]]
-    feedback = feedback_rows(
-        "fraud", "is_fraud", cases.rename(columns={"transaction_id": "case_id"}), "is_fraud"
-    )
+    pattern_cases = corrected_week.loc[corrected_week["fraud_pattern"].eq(FRAUD_PATTERN), ["transaction_id"]]
+    cases = pattern_cases.rename(columns={"transaction_id": "case_id"}).assign(verdict="fraud")
+    feedback = feedback_rows("fraud", "is_fraud", cases, "verdict")
     (after, use), cpu_after = _timed(
         fraud_learning.train_with_feedback, history, feedback, corrected_week, weight=weight, seed=seed
     )
@@ -101,12 +101,12 @@ def fraud_case(seed: int, accounts: int, weight: float = fraud_learning.FEEDBACK
     labels = held_out["is_fraud"].to_numpy()
     figures = {
         "corrections": len(feedback),
-        "pattern_corrections": int(is_pattern.sum()),
         "used": len(use.used_ids),
         "held_out_pattern_cases": int(pattern.sum()),
     }
+    probabilities = {}
     for name, result, cpu in (("before", before, cpu_before), ("after", after, cpu_after)):
-        probability = result.model.predict(features)[0]
+        probability = probabilities[name] = result.model.predict(features)[0]
         rest = evaluate(probability[~pattern], labels[~pattern])
         figures |= {
             f"pattern_recall_{name}": float((probability[pattern] >= threshold).mean()),
@@ -115,29 +115,50 @@ def fraud_case(seed: int, accounts: int, weight: float = fraud_learning.FEEDBACK
             f"legit_flagged_{name}": float((probability[labels == 0] >= threshold).mean()),
             f"train_cpu_s_{name}": cpu,
         }
+    # a few dozen fraud cases of other patterns: whether a change is more than noise needs an interval
+    change = paired_difference_intervals(
+        labels[~pattern], probabilities["after"][~pattern], probabilities["before"][~pattern], seed
+    )
+    figures["other_pr_auc_change_ci"] = change["pr_auc"]
+    figures["other_recall_1pct_change_ci"] = change["recall_at_1pct_fpr"]
     return figures
 
 
-# A company's own words for a refund: "ParcelSwap" is its send-back-for-a-refund service; the tickets speak of
-# depot, courier and status, which the generic training tickets use only for shipping.
-_OPENINGS = (
-    "My ParcelSwap parcel {order} reached your depot last week.",
-    "The courier collected the {product} for ParcelSwap on Monday.",
-    "ParcelSwap {order}: the depot scanned the {product} in.",
-    "I dropped the {product} at a ParcelSwap point, tracking says it arrived at the depot.",
-    "Your depot signed for my ParcelSwap box {order}.",
-)
-_ASKS = (
-    "What is the status of my ParcelSwap?",
-    "Please confirm the ParcelSwap is complete.",
-    "When will the ParcelSwap be closed?",
-    "Can you check where the ParcelSwap stands?",
-    "Nothing has happened since, please finish it.",
-)
+# A company's own words for a refund: "ParcelSwap" is its send-back-for-a-refund service; the tickets
+# speak of depot, courier and status, which the generic training tickets use only for shipping. The
+# reviewed tickets and the held-out ones share the jargon but not a sentence: the held-out set asks
+# whether the model learnt the company's wording, not the reviewed sentences.
+_OPENINGS = {
+    "reviewed": (
+        "My ParcelSwap parcel {order} reached your depot last week.",
+        "The courier collected the {product} for ParcelSwap on Monday.",
+        "ParcelSwap {order}: the depot scanned the {product} in.",
+    ),
+    "held_out": (
+        "I dropped the {product} at a ParcelSwap point, it arrived at the depot.",
+        "Your depot signed for my ParcelSwap box {order}.",
+        "The ParcelSwap courier took the {product} away on Friday.",
+    ),
+}
+_ASKS = {
+    "reviewed": (
+        "What is the status of my ParcelSwap?",
+        "Please confirm the ParcelSwap is complete.",
+        "When will the ParcelSwap be closed?",
+    ),
+    "held_out": (
+        "Can you check where the ParcelSwap stands?",
+        "Nothing has happened with the ParcelSwap since, please finish it.",
+        "How long does a ParcelSwap take?",
+    ),
+}
 
 
-def parcelswap_tickets(n: int, seed: int, customers: pd.DataFrame, orders: pd.DataFrame, prefix: str):
-    """``n`` English refund tickets in the company's ParcelSwap wording, like generated tickets."""
+def parcelswap_tickets(
+    n: int, seed: int, customers: pd.DataFrame, orders: pd.DataFrame, prefix: str, sentences: str
+) -> pd.DataFrame:
+    """``n`` English refund tickets in the company's ParcelSwap wording (``sentences``: ``reviewed`` or
+    ``held_out``), otherwise like generated tickets."""
     rng = random.Random(seed)
     base = generate_tickets(n, seed, customers, orders, id_prefix=prefix)
     bodies, subjects = [], []
@@ -148,8 +169,8 @@ def parcelswap_tickets(n: int, seed: int, customers: pd.DataFrame, orders: pd.Da
             "order": order_id,
             "product": rng.choice(("router X2", "smart plug", "mesh kit", "camera C1")),
         }
-        opening = rng.choice(_OPENINGS).format(**fill)
-        bodies.append(f"Hello, {opening} {rng.choice(_ASKS)} Thanks, {name}")
+        opening = rng.choice(_OPENINGS[sentences]).format(**fill)
+        bodies.append(f"Hello, {opening} {rng.choice(_ASKS[sentences])} Thanks, {name}")
         subjects.append(rng.choice(("ParcelSwap", "ParcelSwap status", "Depot", opening[:60])))
     return base.assign(subject=subjects, body=bodies, language="en", intent="refund", misleading=False)
 
@@ -158,8 +179,8 @@ def support_case(seed: int, tickets: int) -> dict[str, float]:
     customers = make_customers(max(100, tickets // 10), seed)
     orders = make_orders(customers, 3, seed)
     labelled = generate_tickets(tickets, seed, customers, orders, id_prefix="H")
-    reviewed = parcelswap_tickets(25, seed + 1, customers, orders, "R")
-    held_out_pattern = parcelswap_tickets(200, seed + 2, customers, orders, "P")
+    reviewed = parcelswap_tickets(25, seed + 1, customers, orders, "R", "reviewed")
+    held_out_pattern = parcelswap_tickets(200, seed + 2, customers, orders, "P", "held_out")
     held_out = generate_tickets(1000, seed + 3, customers, orders, id_prefix="E")
     columns = {"urgency": "urgency", "language": "language"}
 
@@ -189,7 +210,12 @@ def _spread(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ({min(values):.3f}..{max(values):.3f})"
 
 
-def report(name: str, runs: list[dict], pattern: str, others: list[str]) -> bool:
+def report(name: str, runs: list[dict], pattern: str, others: dict[str, float | None]) -> bool:
+    """Print the figures; whether the pattern improved and ``others`` held on every seed.
+
+    ``others`` maps a metric to the largest fall allowed (a rise for ``legit_flagged``), or ``None``:
+    then the fall must be within noise, its 95% paired bootstrap interval reaching 0.
+    """
     print(f"\n{name}: per seed")
     print(pd.DataFrame(runs).to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"\n{name}: mean (min..max) over {len(runs)} seeds")
@@ -201,10 +227,12 @@ def report(name: str, runs: list[dict], pattern: str, others: list[str]) -> bool
         print(f"  {metric:<20} before {_spread(before)}  after {_spread(after)}  change {_spread(gain)}")
         if metric == pattern:
             met &= min(gain) >= PATTERN_GAIN_TARGET
+        elif others[metric] is None:
+            met &= all(r[f"{metric}_change_ci"][1] >= 0 for r in runs)
         elif metric == "legit_flagged":  # lower is better
-            met &= max(gain) <= REGRESSION_TOLERANCE
+            met &= max(gain) <= others[metric]
         else:
-            met &= min(gain) >= -REGRESSION_TOLERANCE
+            met &= min(gain) >= -others[metric]
     cpu = [r["train_cpu_s_after"] / r["train_cpu_s_before"] for r in runs]
     print(f"  retrain CPU with feedback / without: {_spread(cpu)}")
     return met
@@ -219,13 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     accounts, tickets = (1000, 1500) if args.quick else (2000, 3000)
     fraud_runs = [fraud_case(101 + 10 * s, accounts) for s in seeds]
     fraud_met = report(
-        "fraud", fraud_runs, "pattern_recall", ["other_pr_auc", "other_recall_1pct", "legit_flagged"]
+        "fraud",
+        fraud_runs,
+        "pattern_recall",
+        {"other_pr_auc": None, "other_recall_1pct": None, "legit_flagged": LEGIT_FLAGGED_TOLERANCE},
     )
     support_runs = [support_case(201 + 10 * s, tickets) for s in seeds]
-    support_met = report("support", support_runs, "pattern_accuracy", ["other_accuracy"])
-    targets = (
-        f"pattern figure up by >= {PATTERN_GAIN_TARGET} on every seed, others within {REGRESSION_TOLERANCE}"
-    )
+    support_met = report("support", support_runs, "pattern_accuracy", {"other_accuracy": ACCURACY_TOLERANCE})
+    targets = f"pattern figure up by >= {PATTERN_GAIN_TARGET} on every seed, the others held (see --help)"
     verdict = {True: "met", False: "MISSED"}
     print(f"\nfraud: {verdict[fraud_met]}; support: {verdict[support_met]} ({targets})")
     return 0 if fraud_met and support_met else 1

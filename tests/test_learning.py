@@ -103,8 +103,8 @@ def ticket_world():
     customers = make_customers(150, 3)
     orders = make_orders(customers, 3, 3)
     labelled = generate_tickets(1500, 3, customers, orders, id_prefix="H")
-    reviewed = parcelswap_tickets(25, 4, customers, orders, "R")
-    held_out = parcelswap_tickets(100, 5, customers, orders, "P")
+    reviewed = parcelswap_tickets(25, 4, customers, orders, "R", "reviewed")
+    held_out = parcelswap_tickets(100, 5, customers, orders, "P", "held_out")
     return labelled, reviewed, held_out
 
 
