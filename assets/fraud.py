@@ -45,7 +45,7 @@ from orchestration_pipelines.audit import (
     append_audit_record,
     audit_record_for_quarantine,
     deliver_outbox,
-    deliver_pending_audit,
+    deliver_pending_audit_or_warn,
     deliver_quarantine_record,
 )
 from orchestration_pipelines.fraud import current_model_baseline, promote_model
@@ -82,7 +82,6 @@ from orchestration_pipelines.landing import (
 from orchestration_pipelines.learning.feedback import mark_used, read_feedback, warehouse_cases
 from orchestration_pipelines.learning.fraud import train_with_feedback
 from orchestration_pipelines.model_registry import ModelUnavailable
-from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.publish import NothingStaged, publish_batch, read_staged, stage_rows
 from orchestration_pipelines.reporting import markdown_table, precision_recall_plot
 from resources.landing import LandingZoneResource
@@ -289,7 +288,7 @@ def model(
     """The promoted model version that scoring uses: an explicit, audited step after the check passed."""
     registry = model_registry.registry()
     store = opstore.store()
-    _reconcile(store, context.log, registry=registry)
+    deliver_pending_audit_or_warn(store, context.log, registry=registry)
     record, entry = promote_model(
         store,
         candidate["version"],
@@ -630,15 +629,6 @@ def _column_schema(con: duckdb.DuckDBPyConnection, table: str) -> MetadataValue:
     return MetadataValue.table_schema(TableSchema([TableColumn(name, kind) for name, kind in columns]))
 
 
-def _reconcile(store: OpStore, log, **sources) -> None:
-    """Deliver audit records that earlier effects could not; never a reason to stop this step."""
-    try:
-        if delivered := deliver_pending_audit(store, **sources):
-            log.info(f"delivered {len(delivered)} pending audit record(s)")
-    except Exception as exc:  # the store may still be down; the step's own delivery says so
-        log.warning(f"pending audit records not delivered yet: {exc}")
-
-
 def _audit_anchor(entry: AuditEntry | None, retries_left: bool) -> dict[str, MetadataValue]:
     """The chain head after this effect's entry, for ``audit verify``; or say that delivery is pending.
 
@@ -671,7 +661,9 @@ def decisions(
     )
     store = opstore.store()
     with _connection(warehouse) as con:
-        _reconcile(store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW))
+        deliver_pending_audit_or_warn(
+            store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW)
+        )
         try:
             publication = publish_batch(
                 con,

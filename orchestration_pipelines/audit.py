@@ -339,6 +339,16 @@ def deliver_pending_audit(
     return entries
 
 
+def deliver_pending_audit_or_warn(store: OpStore, log, **sources) -> None:
+    """``deliver_pending_audit`` at the start of an effect's step: records earlier effects could not
+    deliver go first, and a store still down is a warning, never a reason to stop the step."""
+    try:
+        if delivered := deliver_pending_audit(store, **sources):
+            log.info(f"delivered {len(delivered)} pending audit record(s)")
+    except Exception as exc:  # the step's own delivery reports the outage
+        log.warning(f"pending audit records not delivered yet: {exc}")
+
+
 # --- Anchors: the chain head as recorded in the orchestrator's own event log ---------------------
 
 

@@ -15,6 +15,7 @@ from orchestration_pipelines.jobs import (
     fraud_training_job,
     maintenance_daily_job,
     maintenance_training_job,
+    support_training_job,
     support_triage_job,
 )
 from orchestration_pipelines.schedules import fraud_nightly_training, maintenance_daily
@@ -60,6 +61,7 @@ def build_definitions() -> Definitions:
             maintenance_daily_job,
             maintenance_training_job,
             support_triage_job,
+            support_training_job,
         ],
         schedules=[fraud_nightly_training, maintenance_daily],
         sensors=[

@@ -12,7 +12,7 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, account_state
 from assets.fraud_lifecycle import no_stranded_batches
 from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model
-from assets.support import SUPPORT_BATCH_ASSETS
+from assets.support import SUPPORT_BATCH_ASSETS, SUPPORT_REFERENCE_ASSETS
 
 fraud_scoring_job = define_asset_job(
     "fraud_scoring_job",
@@ -56,4 +56,12 @@ support_triage_job = define_asset_job(
     selection=AssetSelection.assets(*SUPPORT_BATCH_ASSETS),
     executor_def=in_process_executor,
     description="Triage one landed ticket file: contract, classification, routes, replies, outbox.",
+)
+
+support_training_job = define_asset_job(
+    "support_training_job",
+    selection=AssetSelection.assets(*SUPPORT_REFERENCE_ASSETS),
+    executor_def=in_process_executor,
+    description="Load customers, orders and labelled tickets; train the ticket classifier (promoted "
+    "only if none is yet; later versions are promoted by a person).",
 )

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 from dagster import DagsterInstance
@@ -89,7 +90,8 @@ def test_demo_runs_the_workflow_through_dagster(data_env, tmp_path):
     out = completed.stdout
     assert "fraud_training_job" in out and "Decisions per queue" in out
     runs = [line for line in out.splitlines() if line.strip().startswith("run ") or ": run " in line]
-    assert len(runs) == 5  # training + three good batches + the bad one
+    # fraud: training + three good batches + the bad one; support: training + two batches
+    assert len(runs) == 8
     assert sum("FAILED" in line for line in runs) == 1
     assert "transactions_broken.csv" in out and "hash chain intact" in out
     assert (data_env / "quarantine" / "fraud" / "transactions_broken.csv.reason.json").exists()
@@ -97,9 +99,21 @@ def test_demo_runs_the_workflow_through_dagster(data_env, tmp_path):
         runs = instance.get_runs()
         # Launched through the instance from the code location (what the Overview timeline shows),
         # not executed in the demo's own process.
-        assert len(runs) == 5
+        assert len(runs) == 8
         assert {r.remote_job_origin.location_name for r in runs} == {"orchestration_pipelines"}
         assert all(r.tags.get("fraud/landing_sha256") for r in runs if r.job_name == "fraud_scoring_job")
+        support_runs = [r for r in runs if r.job_name == "support_triage_job"]
+        assert len(support_runs) == 2 and all(r.tags.get("support/landing_sha256") for r in support_runs)
+    # Support without an API key: local answers with templates, the rest to people; every ticket counted.
+    assert "support_triage_job" in out and "Tickets per route" in out and "Outbox per final state" in out
+    with duckdb.connect(str(data_env / "warehouse.duckdb")) as con:
+        routes = dict(con.execute("SELECT route, count(*) FROM support.routes GROUP BY route").fetchall())
+        states = dict(con.execute("SELECT status, count(*) FROM support.outbox GROUP BY status").fetchall())
+    assert set(routes) <= {"local", "human"} and routes.get("local", 0) > 0
+    assert sum(states.values()) == 2 * 200 and states.get("ready", 0) > 0
+    for route, count in routes.items():
+        assert f"{route} {count}" in " ".join(out.split())
 
     again = run_cli("demo", "--accounts", "1500", env_extra={"DAGSTER_HOME": str(home)}).stdout
     assert "0 new landing file(s)" in again  # same content is never scored twice
+    assert "0 new ticket file(s)" in again
