@@ -231,3 +231,19 @@ def test_router_recalibrates_from_reviewed_tickets_through_the_cli(data_env):
     assert (local["tier"], local["threshold_before"], local["threshold_after"]) == ("local", 0.85, 0.95)
     assert report["policy"]["version"] == "2025-01.2+reviews"
     assert report["policy"]["confidence"]["local_min"] == 0.95
+
+
+def test_store_down_fails_the_retrain_before_training_and_keeps_the_current_model(data_env, monkeypatch):
+    """Training without the corrections would ship a model that forgot them: the retrain fails instead,
+    and the freshness policy on the model assets shows the missed night."""
+    history = generate_transactions(make_population(200, seed=2), "2026-10-01", 10, seed=2, id_prefix="H")
+    write_history(data_env, history)
+    monkeypatch.setenv("OP_OPSTORE_URL", "postgresql://nobody@127.0.0.1:1/none")  # nothing listens there
+    with instance_for_test() as instance:
+        result = materialize(
+            FRAUD_TRAINING_ASSETS, resources=build_resources(), instance=instance, raise_on_error=False
+        )
+    assert not result.success
+    failed = {e.step_key: str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure}
+    assert "127.0.0.1" in failed["fraud__model_candidate"] and "port 1" in failed["fraud__model_candidate"]
+    assert not (data_env / "models" / "fraud").exists()  # nothing trained, nothing saved
