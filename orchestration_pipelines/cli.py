@@ -268,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     from orchestration_pipelines.support.cli import add_support_commands
 
     add_support_commands(sub)
+
+    from orchestration_pipelines.review.cli import add_review_commands
+
+    add_review_commands(sub)
     return parser
 
 

@@ -6,6 +6,7 @@ from dagster import Definitions
 
 from assets.fraud import FRAUD_ASSETS, FRAUD_CHECKS
 from assets.fraud_lifecycle import no_stranded_batches
+from assets.fraud_review import FRAUD_REVIEW_ASSETS
 from assets.llm_ops import LLM_OPS_ASSETS, LLM_OPS_CHECKS, llm_resources
 from assets.maintenance import MAINTENANCE_ASSETS, MAINTENANCE_CHECKS
 from assets.support import SUPPORT_ASSETS, SUPPORT_CHECKS
@@ -46,7 +47,7 @@ def build_resources() -> dict:
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=[*FRAUD_ASSETS, *LLM_OPS_ASSETS, *MAINTENANCE_ASSETS, *SUPPORT_ASSETS],
+        assets=[*FRAUD_ASSETS, *FRAUD_REVIEW_ASSETS, *LLM_OPS_ASSETS, *MAINTENANCE_ASSETS, *SUPPORT_ASSETS],
         asset_checks=[
             *FRAUD_CHECKS,
             no_stranded_batches,

@@ -38,6 +38,7 @@ from orchestration_pipelines.fraud.generator import write_demo_files
 from orchestration_pipelines.landing import LandedFile, scan_landing
 from orchestration_pipelines.model_registry import ModelRegistry
 from orchestration_pipelines.opstore import OpStore
+from orchestration_pipelines.review import list_items
 from orchestration_pipelines.settings import default_opstore_url, paths
 from orchestration_pipelines.support.generator import write_demo_files as write_support_files
 
@@ -240,6 +241,10 @@ def print_summary(labelled: dict[str, pd.DataFrame]) -> None:
         f"Audit log: {len(entries)} fraud events, "
         f"hash chain {'intact' if not broken else f'BROKEN at {broken}'}"
     )
+    waiting = list_items(store, workflow="fraud")
+    kinds = pd.Series([item.kind for item in waiting], dtype="object").value_counts().to_dict()
+    print(f"Review inbox: {len(waiting)} fraud item(s) waiting for a person {kinds}; "
+          "`orchestration-pipelines review list` shows them")  # fmt: skip
     quarantined = sorted(p.name for p in layout.quarantine("fraud").glob("*.reason.json"))
     if quarantined:
         print(f"Quarantined: {quarantined} in {layout.quarantine('fraud')}")
