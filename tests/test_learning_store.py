@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, instance_for_test, materialize
 from fraud_helpers import write_history
+from review_helpers import T0, add_team
+from review_helpers import request as review_request
 from test_cli import run_cli
 
 from assets.fraud import FRAUD_TRAINING_ASSETS
@@ -18,11 +20,18 @@ from assets.support import SUPPORT_REFERENCE_ASSETS
 from orchestration_pipelines.audit import read_audit_log
 from orchestration_pipelines.definitions import build_resources
 from orchestration_pipelines.fraud.generator import generate_transactions, make_population
-from orchestration_pipelines.learning.feedback import mark_used, read_feedback, warehouse_cases
+from orchestration_pipelines.learning import fraud as fraud_learning
+from orchestration_pipelines.learning.feedback import (
+    latest_corrections,
+    mark_used,
+    read_feedback,
+    warehouse_cases,
+)
 from orchestration_pipelines.learning.maintenance import THRESHOLDS_MODEL, refresh_thresholds, type_policies
 from orchestration_pipelines.maintenance.policy import load_maintenance_policy
 from orchestration_pipelines.model_registry import ModelRegistry
 from orchestration_pipelines.opstore import OpStore
+from orchestration_pipelines.review import decide, raise_items
 from orchestration_pipelines.support.classifier import train_classifier
 from orchestration_pipelines.support.generator import generate_tickets, write_demo_files
 
@@ -247,3 +256,28 @@ def test_store_down_fails_the_retrain_before_training_and_keeps_the_current_mode
     failed = {e.step_key: str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure}
     assert "127.0.0.1" in failed["fraud__model_candidate"] and "port 1" in failed["fraud__model_candidate"]
     assert not (data_env / "models" / "fraud").exists()  # nothing trained, nothing saved
+
+
+def test_corrections_decided_in_the_review_inbox_become_training_labels(store):
+    add_team(store)
+    raised = raise_items(
+        store,
+        [review_request("T1", "fraud_analyst_review"), review_request("S1", "support_escalation")],
+        now=T0,
+    )
+    fraud_item, support_item = raised.created
+    decide(store, fraud_item, "ana", "correct", "legitimate", now=T0)
+    decide(store, support_item, "sup", "correct", "refund", now=T0)
+
+    fraud = read_feedback(store, "fraud")
+    assert fraud[["case_id", "label_field", "corrected_value", "reviewer"]].values.tolist() == [
+        ["T1", "is_fraud", "legitimate", "ana"]
+    ]
+    labels = latest_corrections(fraud, "is_fraud", fraud_learning.LABEL_VALUES)
+    assert labels[["case_id", "value"]].values.tolist() == [["T1", 0]]
+    support = read_feedback(store, "support")
+    assert support[["case_id", "label_field", "corrected_value"]].values.tolist() == [
+        ["S1", "intent", "refund"]
+    ]
+    mark_used(store, support["feedback_id"], "20261127T020000-abcdef02")
+    assert read_feedback(store, "support")["used_by_model_version"].tolist() == ["20261127T020000-abcdef02"]
