@@ -48,7 +48,7 @@ from orchestration_pipelines.audit import (
     deliver_pending_audit_or_warn,
     deliver_quarantine_record,
 )
-from orchestration_pipelines.fraud import current_model_baseline, promote_model, train_builtin
+from orchestration_pipelines.fraud import current_model_baseline, promote_model
 from orchestration_pipelines.fraud.account_state import (
     features_from_state,
     load_state,
@@ -79,6 +79,8 @@ from orchestration_pipelines.landing import (
     read_table_file,
     validate_file_name,
 )
+from orchestration_pipelines.learning.feedback import mark_used, read_feedback, warehouse_cases
+from orchestration_pipelines.learning.fraud import train_with_feedback
 from orchestration_pipelines.model_registry import ModelUnavailable
 from orchestration_pipelines.publish import NothingStaged, publish_batch, read_staged, stage_rows
 from orchestration_pipelines.reporting import markdown_table, precision_recall_plot
@@ -191,14 +193,25 @@ _model_asset = {
 
 @asset(**_model_asset, ins={"history": AssetIn(key=labelled_history.key)})
 def model_candidate(
-    context: AssetExecutionContext, history: pd.DataFrame, model_registry: ModelRegistryResource
+    context: AssetExecutionContext,
+    history: pd.DataFrame,
+    model_registry: ModelRegistryResource,
+    opstore: OperationalStoreResource,
+    warehouse: DuckDBResource,
 ) -> dict:
     """A freshly trained model version, evaluated on the latest 20% of history beside the current model.
 
-    Saved to the registry but not promoted: promotion waits for the comparison check.
+    Analysts' corrected labels (the operational store's feedback) train it too, and are marked used by
+    this version. Saved to the registry but not promoted: promotion waits for the comparison check.
     """
     registry = model_registry.registry()
-    result = train_builtin(history)
+    store = opstore.store()
+    feedback = read_feedback(store, WORKFLOW)
+    scored = None
+    if len(feedback):
+        with _connection(warehouse) as con:
+            scored = warehouse_cases(con, "fraud.transactions", "transaction_id", feedback["case_id"])
+    result, use = train_with_feedback(history, feedback, scored)
     baseline = current_model_baseline(result, registry)
     card = {
         "feature_set": "builtin",
@@ -206,8 +219,11 @@ def model_candidate(
         "metrics": result.metrics,
         "selection": result.selection,
         "baseline": None if baseline is None else baseline.card_entry(),
+        "feedback": use.card_entry(),
     }
     card["version"] = registry.save(MODEL_NAME, result.model, card)
+    if use.used_ids:
+        mark_used(store, use.used_ids, card["version"])
     labels = result.holdout["is_fraud"].to_numpy()
     curves = {f"candidate {card['version']}": (result.model.predict(result.holdout)[0], labels)}
     if baseline is not None and baseline.probability is not None:
@@ -233,6 +249,9 @@ def model_candidate(
             if baseline and baseline.metrics
             else "none",
             "precision_recall": MetadataValue.md(precision_recall_plot(curves)),
+            "feedback_rows_used": MetadataValue.int(len(use.used_ids)),
+            "feedback_by_label": MetadataValue.json(use.by_label),
+            "feedback_unmatched": MetadataValue.int(len(use.unmatched_ids)),
         }
     )
     return card

@@ -40,6 +40,7 @@ from orchestration_pipelines.landing import (
     read_table_file,
     scan_landing,
 )
+from orchestration_pipelines.learning.maintenance import refresh_thresholds, type_policies
 from orchestration_pipelines.maintenance.alerts import HUMAN_REVIEW, SUPPRESSED, WORK_ORDER, track_alerts
 from orchestration_pipelines.maintenance.anomaly import (
     MODEL_NAME,
@@ -170,11 +171,18 @@ def anomaly_model(
         details={"previous": previous, "evaluation": card["holdout_evaluation"]},
         run_id=context.run.run_id,
     )
+    thresholds, thresholds_version = refresh_thresholds(
+        opstore.store(), registry, policy, plant.machines, context.run.run_id
+    )
     return MaterializeResult(
         metadata={
             "model_version": version,
             "healthy_windows": MetadataValue.int(int(healthy.sum())),
             "holdout_evaluation": MetadataValue.md(markdown_table(evaluation)),
+            "feedback_rows_used": MetadataValue.int(len(thresholds.feedback_ids)),
+            "feedback_marks_per_type": MetadataValue.json(thresholds.marks),
+            "alert_thresholds_version": thresholds_version or "none (no false-alarm marks)",
+            "alert_thresholds_per_type": MetadataValue.json(thresholds.per_type),
         }
     )
 
@@ -340,6 +348,7 @@ def alerts(
     context: AssetExecutionContext,
     maintenance_config: MaintenanceConfigResource,
     maintenance_system: MaintenanceSystemResource,
+    model_registry: ModelRegistryResource,
     warehouse: DuckDBResource,
 ) -> MaterializeResult:
     """Alerts with confidence, staged with this run's id for the blocking check; the per-machine alert
@@ -361,7 +370,12 @@ def alerts(
                 allow_retries=False,
             )
         raised, next_state = track_alerts(
-            scored, plant, policy, state, {m: pd.Timestamp(t) for m, t in open_orders.items()}
+            scored,
+            plant,
+            policy,
+            state,
+            {m: pd.Timestamp(t) for m, t in open_orders.items()},
+            type_policies(model_registry.registry(), policy),
         )
         staged = raised.assign(day=context.partition_key, run_id=context.run.run_id)
         _replace_day(

@@ -43,13 +43,15 @@ from orchestration_pipelines.landing import (
     read_table_file,
     validate_file_name,
 )
+from orchestration_pipelines.learning.feedback import mark_used, read_feedback, warehouse_cases
+from orchestration_pipelines.learning.support import train_with_feedback
 from orchestration_pipelines.model_registry import ModelNotFound
 from orchestration_pipelines.prompt_registry import PromptRegistry
 from orchestration_pipelines.reporting import markdown_table
 from orchestration_pipelines.router import active_router_policy, gateway_ask
 from orchestration_pipelines.support import load_classifier, promote_classifier
 from orchestration_pipelines.support.agent import CustomerTools, Reviewer, draft_reply
-from orchestration_pipelines.support.classifier import MODEL_NAME, train_classifier
+from orchestration_pipelines.support.classifier import MODEL_NAME
 from orchestration_pipelines.support.contract import read_ticket_file, validate_tickets
 from orchestration_pipelines.support.knowledge import KnowledgeBase
 from orchestration_pipelines.support.outbox import OUTBOX_STATUSES, compose_outbox, draft_replies
@@ -118,29 +120,42 @@ def labelled_tickets(landing: LandingZoneResource) -> pd.DataFrame:
 
 @asset(**_common, kinds={"scikitlearn"})
 def classifier(
-    labelled_tickets: pd.DataFrame, model_registry: ModelRegistryResource, opstore: OperationalStoreResource
+    labelled_tickets: pd.DataFrame,
+    model_registry: ModelRegistryResource,
+    opstore: OperationalStoreResource,
+    warehouse: DuckDBResource,
 ) -> MaterializeResult:
-    """The local intent and urgency classifier, trained and evaluated on the labelled tickets.
+    """The local intent and urgency classifier, trained and evaluated on the labelled tickets and
+    reviewers' corrected intents (the operational store's feedback, marked used by this version).
 
     The version is saved; it is promoted only when none is promoted yet (first run). Later versions
     are promoted by a person (`orchestration-pipelines support promote VERSION`), audited.
     """
     registry = model_registry.registry()
-    model, report = train_classifier(
-        labelled_tickets,
-        text_columns=("subject", "body"),
-        intent="intent",
-        urgency="urgency",
-        language="language",
+    store = opstore.store()
+    feedback = read_feedback(store, WORKFLOW)
+    landed = None
+    if len(feedback):
+        with warehouse.get_connection() as con:
+            landed = warehouse_cases(con, "support.raw_tickets", "ticket_id", feedback["case_id"])
+    model, report, use = train_with_feedback(
+        labelled_tickets, feedback, landed, urgency="urgency", language="language"
     )
     version = registry.save(
         MODEL_NAME,
         model,
-        {"intents": model.intents, "text_columns": ["subject", "body"], "metrics": report.metrics},
+        {
+            "intents": model.intents,
+            "text_columns": ["subject", "body"],
+            "metrics": report.metrics,
+            "feedback": use.card_entry(),
+        },
     )
+    if use.used_ids:
+        mark_used(store, use.used_ids, version)
     promoted = registry.current_version(MODEL_NAME) is None
     if promoted:
-        promote_classifier(registry, opstore.store(), version, actor="bootstrap: first classifier")
+        promote_classifier(registry, store, version, actor="bootstrap: first classifier")
     per_language = report.metrics["per_language"]
     return MaterializeResult(
         metadata={
@@ -148,6 +163,9 @@ def classifier(
             "promoted": promoted,
             "holdout_accuracy": MetadataValue.float(report.metrics["intent"]["accuracy"]),
             "holdout_macro_f1": MetadataValue.float(report.metrics["intent"]["macro_f1"]),
+            "feedback_rows_used": MetadataValue.int(len(use.used_ids)),
+            "feedback_by_intent": MetadataValue.json(use.by_intent),
+            "feedback_unmatched": MetadataValue.int(len(use.unmatched_ids)),
             "per_language": MetadataValue.md(
                 markdown_table(
                     pd.DataFrame(

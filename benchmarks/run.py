@@ -18,6 +18,7 @@ BENCHMARKS = {
     "router": "benchmarks.router",
     "maintenance": "benchmarks.maintenance",
     "opstore": "benchmarks.opstore",
+    "feedback": "benchmarks.feedback",
 }
 
 

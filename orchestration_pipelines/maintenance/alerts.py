@@ -74,29 +74,35 @@ def track_alerts(
     policy: MaintenancePolicy,
     state: pd.DataFrame | None = None,
     open_work_orders: Mapping[str, pd.Timestamp] | None = None,
+    type_policies: Mapping[str, MaintenancePolicy] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(alerts raised in ``scored``'s windows, the state to pass with the next day's windows).
 
     ``scored`` holds machine_id, window_start, anomaly_score (NaN = not scorable: skipped);
-    ``open_work_orders`` maps a machine to the alert time of its earliest open work order.
+    ``open_work_orders`` maps a machine to the alert time of its earliest open work order;
+    ``type_policies`` replaces ``policy`` for the machine types planners' false-alarm marks made stricter.
     """
     open_work_orders = open_work_orders or {}
+    type_policies = type_policies or {}
     states = _states(state)
     alerts = []
     ordered = scored.sort_values(["machine_id", "window_start"], kind="stable")
     for machine_id, group in ordered.groupby("machine_id", sort=False):
+        machine_policy = type_policies.get(plant.machines[machine_id], policy)
         current = states.setdefault(machine_id, MachineState(machine_id))
         for window_start, score, top_sensor in zip(
             group["window_start"], group["anomaly_score"], group["top_sensor"], strict=True
         ):
             if np.isnan(score):
                 continue
-            alerted_at = window_start + policy.window
+            alerted_at = window_start + machine_policy.window
             open_since = open_work_orders.get(machine_id)
             suppress = open_since is not None and open_since < alerted_at
-            alert = _step(current, float(score), alerted_at, policy, suppress)
+            alert = _step(current, float(score), alerted_at, machine_policy, suppress)
             if alert:
-                alerts.append(_alert_row(plant, policy, current, alert, float(score), top_sensor, alerted_at))
+                alerts.append(
+                    _alert_row(plant, machine_policy, current, alert, float(score), top_sensor, alerted_at)
+                )
     next_state = pd.DataFrame(
         [asdict(s) for s in states.values()], columns=list(MachineState.__annotations__)
     )

@@ -181,8 +181,15 @@ def train_classifier(
     language: str | None = None,
     holdout_share: float = 0.2,
     seed: int = 0,
+    extra: pd.DataFrame | None = None,
+    extra_weight: float = 1.0,
 ) -> tuple[TicketClassifier, TrainingReport]:
-    """Train on a labelled table, evaluate on a stratified hold-out, refit on everything."""
+    """Train on a labelled table, evaluate on a stratified hold-out, refit on everything.
+
+    ``extra`` (the text columns and ``intent``; reviewers' corrections) always trains the intent model
+    with ``extra_weight`` per row and never enters the hold-out: reviewers pick their tickets, so they
+    are no sample to judge the model by.
+    """
     columns = [*text_columns, intent, *(c for c in (urgency, language) if c)]
     unknown = [c for c in columns if c not in df.columns]
     if unknown:
@@ -204,7 +211,14 @@ def train_classifier(
     train, holdout = train_test_split(
         data, test_size=holdout_share, stratify=data["_intent"], random_state=seed
     )
-    predicted = pd.Series(_fit(train, "_intent", seed).predict(holdout["_text"]), index=holdout.index)
+    corrections = pd.DataFrame(columns=["_text", "_intent"])
+    if extra is not None and len(extra):
+        corrections = pd.DataFrame(
+            {"_text": ticket_texts(extra, text_columns), "_intent": extra[intent].astype(str).str.strip()}
+        )
+    predicted = pd.Series(
+        _fit(train, "_intent", seed, corrections, extra_weight).predict(holdout["_text"]), index=holdout.index
+    )
     metrics = {"intent": _metrics(holdout["_intent"], predicted)}
     if urgency:
         urgency_model = _fit(train.assign(_urgency=train[urgency].astype(str)), "_urgency", seed)
@@ -214,7 +228,7 @@ def train_classifier(
             str(lang): _metrics(group["_intent"], predicted[group.index])
             for lang, group in holdout.groupby(holdout[language].fillna("und").astype(str))
         }
-    intent_model = _fit(data, "_intent", seed)
+    intent_model = _fit(data, "_intent", seed, corrections, extra_weight)
     urgency_model = None
     if urgency:
         features = intent_model.named_steps["features"].transform(data["_text"].tolist())
@@ -224,8 +238,20 @@ def train_classifier(
     return classifier, report
 
 
-def _fit(data: pd.DataFrame, label: str, seed: int) -> Pipeline:
-    return text_model(seed).fit(data["_text"].tolist(), data[label].tolist())
+def _fit(
+    data: pd.DataFrame,
+    label: str,
+    seed: int,
+    extra: pd.DataFrame | None = None,
+    extra_weight: float = 1.0,
+) -> Pipeline:
+    """A text model fitted on ``data`` and ``extra`` (same columns), whose rows weigh ``extra_weight``."""
+    if extra is None or extra.empty:
+        return text_model(seed).fit(data["_text"].tolist(), data[label].tolist())
+    texts = [*data["_text"], *extra["_text"]]
+    labels = [*data[label], *extra[label]]
+    weights = np.r_[np.ones(len(data)), np.full(len(extra), extra_weight)]
+    return text_model(seed).fit(texts, labels, classifier__sample_weight=weights)
 
 
 def train_on_table(
