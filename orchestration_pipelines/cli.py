@@ -11,6 +11,7 @@ import pandas as pd
 
 from orchestration_pipelines.learning import cli as learning_cli
 from orchestration_pipelines.maintenance import cli as maintenance_cli
+from orchestration_pipelines.review import actions_cli
 from orchestration_pipelines.settings import paths
 
 
@@ -263,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     maintenance_cli.add_parser(sub)
+    actions_cli.add_parser(sub)
     learning_cli.add_parser(sub)
 
     from orchestration_pipelines.support.cli import add_support_commands

@@ -16,10 +16,12 @@ from orchestration_pipelines.jobs import (
     fraud_training_job,
     maintenance_daily_job,
     maintenance_training_job,
+    review_apply_actions_job,
     support_training_job,
     support_triage_job,
 )
 from orchestration_pipelines.schedules import fraud_nightly_training, maintenance_daily
+from resources.connectors import connector_resources
 from resources.landing import landing_zone_resource
 from resources.maintenance import maintenance_resources
 from resources.models import fraud_policy_resource, model_registry_resource
@@ -28,6 +30,7 @@ from resources.warehouse import warehouse_io_manager, warehouse_resource
 from sensors.automation import automation_condition_sensor
 from sensors.fraud import fraud_landing_sensor
 from sensors.maintenance import maintenance_landing_sensor
+from sensors.review import review_decisions_sensor, review_timeouts_sensor
 from sensors.support import support_landing_sensor
 
 
@@ -42,6 +45,7 @@ def build_resources() -> dict:
         "opstore": opstore_resource(),
         **llm_resources(),
         **maintenance_resources(),
+        **connector_resources(),
     }
 
 
@@ -63,6 +67,7 @@ def build_definitions() -> Definitions:
             maintenance_training_job,
             support_triage_job,
             support_training_job,
+            review_apply_actions_job,
         ],
         schedules=[fraud_nightly_training, maintenance_daily],
         sensors=[
@@ -70,6 +75,8 @@ def build_definitions() -> Definitions:
             maintenance_landing_sensor,
             support_landing_sensor,
             automation_condition_sensor,
+            review_decisions_sensor,
+            review_timeouts_sensor,
         ],
         resources=build_resources(),
     )

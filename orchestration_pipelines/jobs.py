@@ -1,19 +1,37 @@
-"""Jobs: named selections of assets that schedules, sensors and people launch.
+"""Jobs: named selections of assets that schedules, sensors and people launch, and one op job that
+applies the effects of review decisions (it reads and writes the outbox, not any asset).
 
 Both fraud jobs run in one process: their steps form a straight chain (nothing to parallelise) that
 hands sizeable DataFrames along, and a subprocess per step would cost more start-up time than the
 steps themselves on small batches. Cross-run safety comes from the warehouse concurrency pool.
 """
 
-from __future__ import annotations
+from datetime import UTC, datetime, timedelta
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import (
+    AssetSelection,
+    Config,
+    MetadataValue,
+    Nothing,
+    OpExecutionContext,
+    Out,
+    Output,
+    define_asset_job,
+    in_process_executor,
+    job,
+    op,
+)
 
 from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, account_state
 from assets.fraud_lifecycle import no_stranded_batches
 from assets.fraud_review import FRAUD_REVIEW_ASSETS
 from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model
 from assets.support import SUPPORT_BATCH_ASSETS, SUPPORT_REFERENCE_ASSETS
+from orchestration_pipelines.connectors import connectors_by_action
+from orchestration_pipelines.review.actions import deliver_pending_actions
+from resources.connectors import CardServiceResource, ReplySenderResource
+from resources.maintenance import MaintenanceSystemResource
+from resources.opstore import OperationalStoreResource
 
 fraud_scoring_job = define_asset_job(
     "fraud_scoring_job",
@@ -68,3 +86,49 @@ support_training_job = define_asset_job(
     description="Load customers, orders and labelled tickets; train the ticket classifier (promoted "
     "only if none is yet; later versions are promoted by a person).",
 )
+
+
+class DeliverActionsConfig(Config):
+    max_attempts: int = 5  # delivery passes before an action fails and goes to a person
+    backoff_seconds: float = 60.0  # wait after the first failed pass; doubles after each
+
+
+@op(
+    out=Out(Nothing),
+    description="Deliver every due action of the outbox through its connector, once per idempotency key.",
+)
+def deliver_review_actions(
+    context: OpExecutionContext,
+    config: DeliverActionsConfig,
+    opstore: OperationalStoreResource,
+    card_service: CardServiceResource,
+    reply_sender: ReplySenderResource,
+    maintenance_system: MaintenanceSystemResource,
+):
+    connectors = connectors_by_action(
+        card_service.connector(), reply_sender.connector(), maintenance_system.system()
+    )
+    summary = deliver_pending_actions(
+        opstore.store(),
+        connectors,
+        now=datetime.now(UTC),
+        max_attempts=config.max_attempts,
+        backoff=timedelta(seconds=config.backoff_seconds),
+        run_id=context.run_id,
+    )
+    for outcome in summary.outcomes:
+        if outcome.outcome != "delivered":
+            context.log.warning(f"{outcome.action} {outcome.action_id}: {outcome.outcome}: {outcome.detail}")
+    yield Output(
+        None,
+        metadata={**summary.counts, "actions": MetadataValue.md(summary.markdown())},
+    )
+
+
+@job(
+    executor_def=in_process_executor,
+    description="Apply decided review actions: block or release cards, send replies, open work orders.",
+    tags={"team": "review-ops"},
+)
+def review_apply_actions_job():
+    deliver_review_actions()

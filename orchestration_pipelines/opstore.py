@@ -18,6 +18,7 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,14 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 60
 _engines: dict[tuple[int, str], Engine] = {}
 _migrated: set[tuple[int, str]] = set()
 _registry_lock = threading.Lock()
+
+
+def utc_iso(moment: datetime | None = None) -> str:
+    """The store's one timestamp format, so text comparison is time comparison."""
+    moment = moment or datetime.now(UTC)
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment!r} has no time zone")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def lock_key(name: str) -> int:

@@ -10,20 +10,12 @@ next attempt sends the same key again. Team notifications use the same outbox pa
 from __future__ import annotations
 
 import json
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestration_pipelines.connectors import DeliveryFailed, DeliveryRefused, checked_action, post_json
 from orchestration_pipelines.opstore import OpStore
-
-RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
-
-
-class DeliveryFailed(RuntimeError):
-    """The webhook did not accept the message after every retry; the row stays pending."""
 
 
 @dataclass(frozen=True)
@@ -32,34 +24,6 @@ class Delivery:
     created: bool  # False when the key already existed (a re-run)
     delivered: bool
     attempts: int
-
-
-def post_json(url: str, payload: dict[str, Any], key: str, attempts: int, backoff_seconds: float) -> int:
-    """POST ``payload`` with ``Idempotency-Key: key``; retry connection errors and transient statuses with
-    exponential backoff. Returns the number of attempts used; raises ``DeliveryFailed`` when all fail."""
-    body = json.dumps(payload, sort_keys=True, default=str).encode()
-    last_error = ""
-    for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(
-            url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "Idempotency-Key": key},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                if 200 <= response.status < 300:
-                    return attempt
-                last_error = f"HTTP {response.status}"
-        except urllib.error.HTTPError as exc:
-            last_error = f"HTTP {exc.code}"
-            if exc.code not in RETRYABLE_STATUS:
-                raise DeliveryFailed(f"{url} refused {key}: {last_error}") from exc
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
-        if attempt < attempts:
-            time.sleep(backoff_seconds * 2 ** (attempt - 1))
-    raise DeliveryFailed(f"{url} did not accept {key} after {attempts} attempts: {last_error}")
 
 
 def _now() -> str:
@@ -72,17 +36,24 @@ class _WebhookOutbox:
     table = key_column = ""
 
     def __init__(
-        self, store: OpStore, webhook_url: str | None, attempts: int = 5, backoff_seconds: float = 0.5
+        self,
+        store: OpStore,
+        webhook_url: str | None,
+        attempts: int = 5,
+        backoff_seconds: float = 0.5,
+        timeout_seconds: float = 10.0,
     ):
         self.store = store
         self.webhook_url = webhook_url
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
+        self.timeout_seconds = timeout_seconds
 
     def _deliver(self, key: str, payload: dict) -> int:
         """Send and record the outcome; a failure is recorded and raised."""
         try:
-            used = post_json(self.webhook_url, payload, key, self.attempts, self.backoff_seconds)
+            used = post_json(self.webhook_url, payload, key, self.attempts, self.backoff_seconds,
+                             self.timeout_seconds)  # fmt: skip
         except DeliveryFailed as exc:
             self._record(key, "pending", self.attempts, str(exc))
             raise
@@ -102,6 +73,23 @@ class MaintenanceSystem(_WebhookOutbox):
     """The connector: ``open_work_order`` is safe to call any number of times for one episode."""
 
     table, key_column = "maintenance_work_orders", "work_order_key"
+    name, actions = "maintenance_system", frozenset({"open_work_order"})
+    ORDER_FIELDS = ("machine_id", "team", "alerted_at")
+
+    def deliver(self, action: str, idempotency_key: str, payload: dict[str, Any]) -> str:
+        """Outbox connector: a reviewer's ``open_work_order`` becomes one order here per key. A decision's
+        payload nests the reviewed alert under ``context``: the order carries it flat, like the orders
+        the workflow opens itself, beside the decision (who, what, which item)."""
+        checked_action(self.name, self.actions, action)
+        fields = {**(payload.get("context") or {}), **{k: v for k, v in payload.items() if k != "context"}}
+        missing = [name for name in self.ORDER_FIELDS if not fields.get(name)]
+        if missing:
+            raise DeliveryRefused(f"open_work_order {idempotency_key} lacks {', '.join(missing)}")
+        machine_id, team, alerted_at = (str(fields[name]) for name in self.ORDER_FIELDS)
+        order = self.open_work_order(idempotency_key, machine_id, team, alerted_at, fields, run_id=None)
+        state = "opened" if order.created else "already open"
+        where = "delivered to its webhook" if self.webhook_url else "recorded, no webhook configured"
+        return f"{self.name}: work order {idempotency_key} {state} ({where})"
 
     def open_work_order(
         self, key: str, machine_id: str, team: str, alerted_at: str, payload: dict, run_id: str | None

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestration_pipelines.audit import CHAIN_LOCK, AuditRecord, append_audit_in
-from orchestration_pipelines.opstore import Cursor, OpStore
+from orchestration_pipelines.opstore import Cursor, OpStore, utc_iso
+from orchestration_pipelines.review.actions import enqueue_action
 from orchestration_pipelines.review.policy import DECISIONS, KindPolicy, ReviewPolicy, load_review_policy
 
 OPEN_STATUSES = ("open", "assigned", "escalated")
@@ -138,14 +139,6 @@ class DecisionOutcome:
 class RaisedItems:
     created: list[str]
     existing: list[str]
-
-
-def utc_iso(moment: datetime | None = None) -> str:
-    """The store's one timestamp format, so text comparison is time comparison."""
-    moment = moment or datetime.now(UTC)
-    if moment.tzinfo is None:
-        raise ValueError(f"{moment!r} has no time zone")
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _json(value: Any) -> str:
@@ -398,16 +391,11 @@ def _apply_plan(
             raise _StaleItem(item.item_id)
     keys = []
     for effect in plan.effects:
-        key = f"{item.item_id}:{effect}"
         payload = {"item_id": item.item_id, "case_id": item.case_id, "kind": item.kind, "decision": action,
                    "value": value, "decided_by": actor, "context": item.context}  # fmt: skip
-        cur.execute(
-            "INSERT INTO actions_outbox (action_id, idempotency_key, workflow, case_id, item_id, action, "
-            "payload_json, status, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?) "
-            "ON CONFLICT (idempotency_key) DO NOTHING",
-            (uuid.uuid4().hex, key, item.workflow, item.case_id, item.item_id, effect, _json(payload), at),
-        )
-        keys.append(key)
+        enqueued = enqueue_action(cur, workflow=item.workflow, case_id=item.case_id, item_id=item.item_id,
+                                  action=effect, payload=payload, now=datetime.fromisoformat(at))  # fmt: skip
+        keys.append(enqueued.idempotency_key)
     feedback_id = None
     if plan.feedback:
         feedback_id = uuid.uuid4().hex

@@ -18,6 +18,7 @@ from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.review.items import ReviewItem, item_history, list_items
 
 _VERSION_FIELDS = ("model_version", "prompt_version", "policy_version", "input_sha256")
+_TOLD_BY_THE_OUTBOX = ("action_delivered", "action_failed")
 _ORDER = {"arrival": 0, "automatic": 1, "audit": 2, "review": 3, "action": 4}
 
 
@@ -56,6 +57,8 @@ def _audit_entries(store: OpStore, case_id: str, items: list[ReviewItem]) -> lis
     for entry in read_audit_log(store, subjects={case_id, *batches}):
         if (entry.event_id or "").startswith("review_event:"):
             continue  # told by the review event itself, with its comment
+        if entry.event in _TOLD_BY_THE_OUTBOX:
+            continue  # told by the action's outbox row (failed attempts and retries stay: only here)
         if entry.event == "review_item_raised":
             story.append(_automatic(entry, by_id.get(entry.details.get("item_id"))))
             continue
