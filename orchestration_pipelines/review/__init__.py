@@ -23,6 +23,7 @@ from orchestration_pipelines.review.items import (
     raise_items,
 )
 from orchestration_pipelines.review.policy import PolicyError, ReviewPolicy, load_review_policy
+from orchestration_pipelines.review.raising import PartitionRaise, raise_partition
 from orchestration_pipelines.review.reviewers import (
     Reviewer,
     authenticate,
@@ -36,6 +37,7 @@ __all__ = [
     "OPEN_STATUSES",
     "DecisionOutcome",
     "DecisionRefused",
+    "PartitionRaise",
     "PolicyError",
     "RaisedItems",
     "ReviewEvent",
@@ -56,4 +58,5 @@ __all__ = [
     "list_items",
     "load_review_policy",
     "raise_items",
+    "raise_partition",
 ]
