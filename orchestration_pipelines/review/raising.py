@@ -8,14 +8,35 @@ asks for a person (a re-run that routed it elsewhere), which stay open for a per
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import hashlib
+import json
+import math
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
 
 from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.review.items import ReviewRequest, list_items, raise_items
 from orchestration_pipelines.review.policy import ReviewPolicy, load_review_policy
 
 RAISE_CHUNK = 1000  # items per store transaction
+
+
+def json_ready(value: Any) -> Any:
+    """A JSON-ready scalar from a frame cell: timestamps as ISO 8601, NaN and NA as None, numpy numbers
+    as Python ones (an item's context is JSON)."""
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def content_sha256(seen: Mapping[str, Any]) -> str:
+    """The ``input_sha256`` of what an automatic decision saw: stable across re-reads of the same data."""
+    return hashlib.sha256(json.dumps(dict(seen), sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
