@@ -14,6 +14,7 @@ from assets.fraud_lifecycle import no_stranded_batches
 from assets.fraud_review import FRAUD_REVIEW_ASSETS
 from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model
 from assets.support import SUPPORT_BATCH_ASSETS, SUPPORT_REFERENCE_ASSETS
+from assets.support_review import SUPPORT_REVIEW_ASSETS
 
 fraud_scoring_job = define_asset_job(
     "fraud_scoring_job",
@@ -56,9 +57,10 @@ maintenance_training_job = define_asset_job(
 
 support_triage_job = define_asset_job(
     "support_triage_job",
-    selection=AssetSelection.assets(*SUPPORT_BATCH_ASSETS),
+    selection=AssetSelection.assets(*SUPPORT_BATCH_ASSETS, *SUPPORT_REVIEW_ASSETS),
     executor_def=in_process_executor,
-    description="Triage one landed ticket file: contract, classification, routes, replies, outbox.",
+    description="Triage one landed ticket file: contract, classification, routes, replies, outbox, then "
+    "review items for the replies awaiting approval and the tickets escalated to a person.",
 )
 
 support_training_job = define_asset_job(
