@@ -9,6 +9,7 @@ from assets.fraud_lifecycle import no_stranded_batches
 from assets.fraud_review import FRAUD_REVIEW_ASSETS
 from assets.llm_ops import LLM_OPS_ASSETS, LLM_OPS_CHECKS, llm_resources
 from assets.maintenance import MAINTENANCE_ASSETS, MAINTENANCE_CHECKS
+from assets.maintenance_review import MAINTENANCE_REVIEW_ASSETS
 from assets.support import SUPPORT_ASSETS, SUPPORT_CHECKS
 from assets.support_review import SUPPORT_REVIEW_ASSETS
 from orchestration_pipelines.jobs import (
@@ -53,6 +54,7 @@ def build_definitions() -> Definitions:
             *FRAUD_REVIEW_ASSETS,
             *LLM_OPS_ASSETS,
             *MAINTENANCE_ASSETS,
+            *MAINTENANCE_REVIEW_ASSETS,
             *SUPPORT_ASSETS,
             *SUPPORT_REVIEW_ASSETS,
         ],
