@@ -78,6 +78,7 @@ def test_only_low_confidence_alerts_become_requests_with_signals_and_evidence():
     louder = scored.assign(anomaly_score=scored["anomaly_score"] + 0.1)
     (changed,) = low_confidence_reviews(_alerts(), louder, plant, policy(), "2026-11-08")
     assert changed.request.input_sha256 != request.input_sha256  # the hash covers the scored windows
+    assert low_confidence_reviews(_alerts().iloc[:0], scored.iloc[:0], plant, policy(), "2026-11-08") == []
     for outside in ("../../etc", "2026-11-08/..", "2026-13-01"):
         with pytest.raises(ValueError, match="not a day"):
             low_confidence_reviews(_alerts(), scored, plant, policy(), outside)

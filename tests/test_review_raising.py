@@ -37,3 +37,18 @@ def test_requests_outside_the_partition_workflow_or_kinds_raise_nothing(opstore)
         with pytest.raises(ValueError, match=message):
             _raise(opstore, [good, stray])
     assert list_items(opstore) == []
+
+
+@pytest.mark.parametrize(
+    ("job", "asset"),
+    [
+        ("fraud_scoring_job", "fraud/review_items"),
+        ("support_triage_job", "support/review_items"),
+        ("maintenance_daily_job", "maintenance/review_items"),
+    ],
+)
+def test_each_workflow_job_raises_its_review_items(job, asset):
+    from orchestration_pipelines.definitions import defs
+
+    keys = defs.resolve_job_def(job).asset_layer.executable_asset_keys
+    assert asset in {key.to_user_string() for key in keys}
