@@ -177,16 +177,18 @@ def cmd_audit(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from orchestration_pipelines.demo import run_fraud_demo
+    from orchestration_pipelines.demo import run_demo
 
-    run_fraud_demo(n_accounts=args.accounts, with_bad_file=args.with_bad_file)
+    run_demo(n_accounts=args.accounts, with_bad_file=args.with_bad_file)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orchestration-pipelines", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="generate demo data and run the fraud workflow through Dagster")
+    demo = sub.add_parser(
+        "demo", help="generate demo data and run the fraud workflow and a maintenance day through Dagster"
+    )
     demo.add_argument("--accounts", type=int, default=5000)
     demo.add_argument(
         "--with-bad-file", action="store_true", help="also land a malformed file to see quarantine"

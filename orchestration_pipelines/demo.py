@@ -1,4 +1,4 @@
-"""The end-to-end demo behind ``make demo``: runs launched through the Dagster instance, then a summary.
+"""The end-to-end demo behind ``make demo``: fraud and a maintenance day, run through the Dagster instance.
 
 Every run is submitted to the instance in ``DAGSTER_HOME`` and started by its run launcher in a process
 of its own, as the landing sensor's runs are, so the runs appear in the UI's Overview timeline. The demo
@@ -31,6 +31,9 @@ from orchestration_pipelines.batch_lifecycle import BatchState
 from orchestration_pipelines.definitions import build_definitions
 from orchestration_pipelines.fraud.generator import write_demo_files
 from orchestration_pipelines.landing import LandedFile, scan_landing
+from orchestration_pipelines.maintenance.alerts import HUMAN_REVIEW, SUPPRESSED, WORK_ORDER
+from orchestration_pipelines.maintenance.generator import write_demo_files as write_maintenance_demo_files
+from orchestration_pipelines.maintenance.work_orders import MaintenanceSystem
 from orchestration_pipelines.model_registry import ModelRegistry
 from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.settings import default_opstore_url, paths
@@ -85,7 +88,31 @@ def wait_for_runs(instance: DagsterInstance, run_ids: list[str]) -> dict[str, Da
         time.sleep(1)
 
 
-def run_fraud_demo(n_accounts: int = 5000, with_bad_file: bool = False) -> None:
+def run_demo(n_accounts: int = 5000, with_bad_file: bool = False) -> None:
+    """Fraud (training, then one scoring run per landed file), then one maintenance day."""
+    with launching_instance() as (instance, workspace):
+        print(f"Dagster instance: {instance.root_directory}\nData: {paths().data_dir}")
+        labelled = run_fraud_demo(instance, workspace, n_accounts, with_bad_file)
+        maintenance_day, maintenance_run = run_maintenance_demo(instance, workspace)
+    print_summary(labelled)
+    print_maintenance_summary(maintenance_day, maintenance_run)
+
+
+def _launch_and_wait(
+    instance: DagsterInstance, workspace: BaseWorkspaceRequestContext, job_name: str, tags: dict | None = None
+) -> str:
+    """Run ``job_name`` through the instance; returns the run id, exits when the run failed."""
+    run_id = submit(instance, workspace, job_name, tags)
+    ok = wait_for_runs(instance, [run_id])[run_id] == DagsterRunStatus.SUCCESS
+    print(f"      run {run_id}: {'ok' if ok else 'FAILED'}")
+    if not ok:
+        raise SystemExit(f"{job_name} failed; see run {run_id} in the Dagster UI (make ui)")
+    return run_id
+
+
+def run_fraud_demo(
+    instance: DagsterInstance, workspace: BaseWorkspaceRequestContext, n_accounts: int, with_bad_file: bool
+) -> dict[str, pd.DataFrame]:
     layout = paths()
     landing = layout.landing(WORKFLOW)
     landing.mkdir(parents=True, exist_ok=True)
@@ -96,33 +123,40 @@ def run_fraud_demo(n_accounts: int = 5000, with_bad_file: bool = False) -> None:
             (Path(arriving) / "transactions_broken.csv").write_text(
                 "transaction_id,account_id,amount\nX1,A1,not-a-number\nX1,A2,12.5\n"
             )
-        with launching_instance() as (instance, workspace):
-            print(f"Dagster instance: {instance.root_directory}\nData: {layout.data_dir}")
-            print(
-                "\n[1/2] fraud_training_job: labelled history -> model candidate -> check -> promoted model"
+        print("\n[1/4] fraud_training_job: labelled history -> model candidate -> check -> promoted model")
+        _launch_and_wait(instance, workspace, "fraud_training_job")
+        to_score = land_unfinished(instance, Path(arriving), landing, layout.quarantine(WORKFLOW))
+        print(f"\n[2/4] fraud_scoring_job: {len(to_score)} new landing file(s), one partition each")
+        instance.add_dynamic_partitions(fraud_batches.name, [f.name for f in to_score])
+        runs = {
+            f.name: submit(
+                instance,
+                workspace,
+                "fraud_scoring_job",
+                {"dagster/partition": f.name, LANDING_SHA_TAG: f.sha256},
             )
-            training = submit(instance, workspace, "fraud_training_job")
-            status = wait_for_runs(instance, [training])[training]
-            print(f"      run {training}: {'ok' if status == DagsterRunStatus.SUCCESS else 'FAILED'}")
-            if status != DagsterRunStatus.SUCCESS:
-                raise SystemExit("training failed; see the run in the Dagster UI (make ui)")
-            to_score = land_unfinished(instance, Path(arriving), landing, layout.quarantine(WORKFLOW))
-            print(f"\n[2/2] fraud_scoring_job: {len(to_score)} new landing file(s), one partition each")
-            instance.add_dynamic_partitions(fraud_batches.name, [f.name for f in to_score])
-            runs = {
-                f.name: submit(
-                    instance,
-                    workspace,
-                    "fraud_scoring_job",
-                    {"dagster/partition": f.name, LANDING_SHA_TAG: f.sha256},
-                )
-                for f in to_score
-            }
-            statuses = wait_for_runs(instance, list(runs.values()))
+            for f in to_score
+        }
+        statuses = wait_for_runs(instance, list(runs.values()))
     for name, run_id in runs.items():
         ok = statuses[run_id] == DagsterRunStatus.SUCCESS
         print(f"      {name}: run {run_id} {'ok' if ok else 'FAILED (see quarantine)'}")
-    print_summary(labelled)
+    return labelled
+
+
+def run_maintenance_demo(
+    instance: DagsterInstance, workspace: BaseWorkspaceRequestContext
+) -> tuple[str, str]:
+    """Train the plant's anomaly models on five healthy days, then run the next day: (day, its run id)."""
+    layout = paths()
+    day = write_maintenance_demo_files(layout.history("maintenance"), layout.landing("maintenance"))
+    print("\n[3/4] maintenance_training_job: healthy plant history -> per-type anomaly models")
+    _launch_and_wait(instance, workspace, "maintenance_training_job")
+    partition = f"{day:%Y-%m-%d}"
+    print(f"\n[4/4] maintenance_daily_job: plant day {partition} -> alerts -> work orders")
+    return partition, _launch_and_wait(
+        instance, workspace, "maintenance_daily_job", {"dagster/partition": partition}
+    )
 
 
 def land_unfinished(
@@ -139,6 +173,7 @@ def land_unfinished(
 
 
 def print_summary(labelled: dict[str, pd.DataFrame]) -> None:
+    """The fraud part: the promoted model, decisions per queue, how the known fraud was routed."""
     layout = paths()
     card = ModelRegistry(layout.models).card("fraud")
     print(
@@ -172,4 +207,24 @@ def print_summary(labelled: dict[str, pd.DataFrame]) -> None:
         f"\nWarehouse: {layout.warehouse}  (tables fraud.transactions, fraud.features, fraud.scores, "
         "fraud.decisions_staging, fraud.decisions)"
     )
+
+
+def print_maintenance_summary(day: str, run_id: str) -> None:
+    """What the plant day produced: work orders opened (with evidence) and alerts waiting for a person."""
+    layout = paths()
+    with duckdb.connect(str(layout.warehouse), read_only=True) as con:
+        statuses = dict(
+            con.execute(
+                "SELECT status, count(*) FROM maintenance.alerts WHERE day = ? GROUP BY 1", [day]
+            ).fetchall()
+        )
+    system = MaintenanceSystem(OpStore(default_opstore_url()), None)
+    opened_today = [o for o in system.work_orders() if o["run_id"] == run_id]
+    orders = statuses.get(WORK_ORDER, 0)
+    print(
+        f"\nMaintenance day {day}: {orders} work order{'s' if orders != 1 else ''} "
+        f"({len(opened_today)} newly opened), {statuses.get(HUMAN_REVIEW, 0)} sent to human review, "
+        f"{statuses.get(SUPPRESSED, 0)} suppressed (machine already has an open work order)"
+    )
+    print(f"Evidence plots: {layout.data_dir / 'evidence' / 'maintenance'}; table maintenance.alerts")
     print("Next: `make ui` and open http://127.0.0.1:3000 for runs, lineage, checks and metadata.")
