@@ -39,13 +39,12 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from assets.audit_effects import audit_anchor, reconcile_audit
 from orchestration_pipelines.audit import (
-    AuditEntry,
     AuditRecord,
     append_audit_record,
     audit_record_for_quarantine,
     deliver_outbox,
-    deliver_pending_audit,
     deliver_quarantine_record,
 )
 from orchestration_pipelines.fraud import current_model_baseline, promote_model, train_builtin
@@ -80,7 +79,6 @@ from orchestration_pipelines.landing import (
     validate_file_name,
 )
 from orchestration_pipelines.model_registry import ModelUnavailable
-from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.publish import NothingStaged, publish_batch, read_staged, stage_rows
 from orchestration_pipelines.reporting import markdown_table, precision_recall_plot
 from resources.landing import LandingZoneResource
@@ -270,7 +268,7 @@ def model(
     """The promoted model version that scoring uses: an explicit, audited step after the check passed."""
     registry = model_registry.registry()
     store = opstore.store()
-    _reconcile(store, context.log, registry=registry)
+    reconcile_audit(store, context.log, registry=registry)
     record, entry = promote_model(
         store,
         candidate["version"],
@@ -283,7 +281,7 @@ def model(
         metadata={
             "model_version": candidate["version"],
             "previous_version": record.details["previous"] or "none",
-            **_audit_anchor(entry, retries_left=False),
+            **audit_anchor(entry, retries_left=False),
             "pr_auc": _rounded(candidate["metrics"]["pr_auc"]),
             "recall_at_1pct_fpr": _rounded(candidate["metrics"]["recall_at_1pct_fpr"]),
         }
@@ -611,28 +609,6 @@ def _column_schema(con: duckdb.DuckDBPyConnection, table: str) -> MetadataValue:
     return MetadataValue.table_schema(TableSchema([TableColumn(name, kind) for name, kind in columns]))
 
 
-def _reconcile(store: OpStore, log, **sources) -> None:
-    """Deliver audit records that earlier effects could not; never a reason to stop this step."""
-    try:
-        if delivered := deliver_pending_audit(store, **sources):
-            log.info(f"delivered {len(delivered)} pending audit record(s)")
-    except Exception as exc:  # the store may still be down; the step's own delivery says so
-        log.warning(f"pending audit records not delivered yet: {exc}")
-
-
-def _audit_anchor(entry: AuditEntry | None, retries_left: bool) -> dict[str, MetadataValue]:
-    """The chain head after this effect's entry, for ``audit verify``; or say that delivery is pending.
-
-    While step retries remain, an undelivered record fails the step (the retry only delivers); after
-    the last one the effect is reported with ``audit_pending`` and a reconciler delivers it later.
-    """
-    if entry is not None:
-        return {"audit_seq": MetadataValue.int(entry.seq), "audit_hash": entry.entry_hash}
-    if retries_left:
-        raise Failure("audit delivery failed; the record waits in the outbox and a retry delivers it")
-    return {"audit_pending": True}
-
-
 @asset(
     **{k: v for k, v in _batch_table.items() if k not in ("io_manager_key", "metadata")},
     deps=[decisions_staging],
@@ -652,7 +628,7 @@ def decisions(
     )
     store = opstore.store()
     with _connection(warehouse) as con:
-        _reconcile(store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW))
+        reconcile_audit(store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW))
         try:
             publication = publish_batch(
                 con,
@@ -688,7 +664,7 @@ def decisions(
             "dagster/table_name": PUBLISHED_TABLE,
             SOURCE_SHA_METADATA: source_sha or "unknown",
             "published_run_id": run_id,
-            **_audit_anchor(entry, retries_left=context.retry_number < _warehouse_retry.max_retries),
+            **audit_anchor(entry, retries_left=context.retry_number < _warehouse_retry.max_retries),
             "model_version": versions[0] or "none",
             "policy_version": versions[1] or "none",
             **_queue_metadata(counts),

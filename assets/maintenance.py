@@ -33,7 +33,14 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from orchestration_pipelines.audit import append_audit_event
+from assets.audit_effects import audit_anchor, reconcile_audit
+from orchestration_pipelines.audit import (
+    AuditRecord,
+    append_audit_event,
+    audit_record_for_quarantine,
+    deliver_outbox,
+    deliver_quarantine_record,
+)
 from orchestration_pipelines.landing import (
     UnreadableFile,
     quarantine_file,
@@ -52,7 +59,9 @@ from orchestration_pipelines.maintenance.contract import ReadingsFileRejected, c
 from orchestration_pipelines.maintenance.evidence import evidence_png
 from orchestration_pipelines.maintenance.features import day_features, maintenance_windows, median_column
 from orchestration_pipelines.maintenance.replay import history_features
+from orchestration_pipelines.maintenance.work_orders import MaintenanceSystem, orders_closed_by_events
 from orchestration_pipelines.model_registry import ModelNotFound
+from orchestration_pipelines.publish import discard_staged, publish_batch, read_staged, stage_rows
 from orchestration_pipelines.reporting import markdown_table
 from resources.landing import LandingZoneResource
 from resources.maintenance import MaintenanceConfigResource, MaintenanceSystemResource, NotifierResource
@@ -66,6 +75,10 @@ _retry = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL)
 _common = {"key_prefix": WORKFLOW, "group_name": WORKFLOW, "owners": ["team:maintenance-engineering"]}
 _daily = {**_common, "partitions_def": maintenance_days, "pool": WAREHOUSE_POOL, "retry_policy": _retry}
 _previous_day = TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+# Per-run staging (orchestration_pipelines.publish): a day is the batch; the publish step moves exactly
+# the checked rows of its run into the published tables.
+ALERTS_STAGING, ALERTS_TABLE = f"{WORKFLOW}.alerts_staging", f"{WORKFLOW}.alerts"
+ALERT_STATE_STAGING, ALERT_STATE_TABLE = f"{WORKFLOW}.alert_state_staging", f"{WORKFLOW}.alert_state"
 
 
 def _day(context) -> pd.Timestamp:
@@ -205,15 +218,9 @@ def readings(
                 "sha256": landed.sha256,
                 "errors": getattr(exc, "problems", [{"kind": "unreadable", "message": str(exc)}]),
             }
+            reason = audit_record_for_quarantine(WORKFLOW, landed.name, reason, context.run.run_id)
             target = quarantine_file(landed.path, landing.quarantine(WORKFLOW), reason)
-            append_audit_event(
-                opstore.store(),
-                workflow=WORKFLOW,
-                event="file_quarantined",
-                subject=landed.name,
-                details=reason,
-                run_id=context.run.run_id,
-            )
+            deliver_quarantine_record(opstore.store(), reason, context.log)
             context.log.warning(f"{landed.name} quarantined to {target}: {exc}")
             continue
         rows = check.for_day(day)
@@ -338,15 +345,19 @@ def _evidence_md(png: bytes, alt: str) -> str:
 )
 def alerts(
     context: AssetExecutionContext,
+    landing: LandingZoneResource,
     maintenance_config: MaintenanceConfigResource,
     maintenance_system: MaintenanceSystemResource,
     warehouse: DuckDBResource,
 ) -> MaterializeResult:
-    """Alerts with confidence, staged with this run's id for the blocking check; the per-machine alert
-    state carries into the next day. Machines with an open work order are suppressed."""
+    """Alerts with confidence and the per-machine alert state for the next day, both staged with this
+    run's id for the blocking check. Work orders whose machine reported maintenance done since are
+    closed first; machines with a work order still open are suppressed."""
     day, plant, policy = _day(context), maintenance_config.plant(), maintenance_config.policy()
     previous = (day - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-    open_orders = maintenance_system.system().open_orders()
+    open_since, closed_at = _close_orders_after_maintenance(
+        maintenance_system.system(), _events(landing), day + pd.Timedelta(days=1), context.run.run_id
+    )
     with warehouse.get_connection() as con:
         scored = con.execute(
             f"SELECT * FROM {WORKFLOW}.anomaly_scores WHERE day = ?", [context.partition_key]
@@ -356,29 +367,22 @@ def alerts(
         previous_readings = _read(con, "readings", "day = ?", [previous], columns="count(*) AS n")
         if state is None and previous_readings is not None and previous_readings["n"].item():
             raise Failure(
-                f"{previous} has readings but no alert state yet: its alerts must run first, or today's "
-                "evidence would silently start fresh. Run the days in order (see README, backfills).",
+                f"{previous} has readings but no published alert state yet: its alerts must be published "
+                "first, or today's evidence would silently start fresh. Run the days in order (see "
+                "README, backfills).",
                 allow_retries=False,
             )
-        raised, next_state = track_alerts(
-            scored, plant, policy, state, {m: pd.Timestamp(t) for m, t in open_orders.items()}
-        )
-        staged = raised.assign(day=context.partition_key, run_id=context.run.run_id)
-        _replace_day(
-            con,
-            f"{WORKFLOW}.alert_state",
-            next_state.assign(day=context.partition_key),
-            context.partition_key,
-        )
-        con.register("staged", staged)
-        con.execute(f"CREATE TABLE IF NOT EXISTS {WORKFLOW}.alerts_staging AS SELECT * FROM staged LIMIT 0")
-        con.execute(f"INSERT INTO {WORKFLOW}.alerts_staging BY NAME SELECT * FROM staged")
-        con.unregister("staged")
+        raised, next_state = track_alerts(scored, plant, policy, state, open_since, closed_at)
+        for table, rows in ((ALERTS_STAGING, raised), (ALERT_STATE_STAGING, next_state)):
+            stage_rows(
+                con, table, rows.assign(day=context.partition_key), context.partition_key, context.run.run_id
+            )
     counts = {s: int((raised["status"] == s).sum()) for s in (WORK_ORDER, HUMAN_REVIEW, SUPPRESSED)}
     metadata = {f"alerts_{status}": MetadataValue.int(n) for status, n in counts.items()}
     metadata["previous_day_state"] = (
         "carried" if state is not None and len(state) else "none (evidence starts fresh)"
     )
+    metadata["work_orders_closed_by_maintenance"] = MetadataValue.int(len(closed_at))
     if len(raised):
         top = raised.sort_values("confidence", ascending=False).iloc[0]
         windows = scored[scored["machine_id"] == top["machine_id"]]
@@ -397,10 +401,7 @@ def staged_alerts_valid(
 ) -> AssetCheckResult:
     day, policy, plant = _day(context), maintenance_config.policy(), maintenance_config.plant()
     with warehouse.get_connection() as con:
-        staged = con.execute(
-            f"SELECT * FROM {WORKFLOW}.alerts_staging WHERE day = ? AND run_id = ?",
-            [context.partition_key, context.run.run_id],
-        ).df()
+        staged = read_staged(con, ALERTS_STAGING, context.partition_key, context.run.run_id)
     alerted = pd.to_datetime(staged["alerted_at"], utc=True)
     problems = {
         "alert outside its day": int(
@@ -422,6 +423,60 @@ def staged_alerts_valid(
         description="; ".join(f"{n} {name}" for name, n in failed.items()) or f"{len(staged)} alerts valid",
         metadata={"alerts_checked": len(staged), "run_id": context.run.run_id},
     )
+
+
+def _close_orders_after_maintenance(
+    system: MaintenanceSystem, events: pd.DataFrame, until: pd.Timestamp, run_id: str
+) -> tuple[dict[str, pd.Timestamp], dict[str, pd.Timestamp]]:
+    """Close the open work orders whose machine reported maintenance done before ``until`` (each with
+    its audit entry); returns (machine -> earliest open order's alert time, machine -> closing time)
+    for the suppression of the day's alerts."""
+    orders = system.open_order_list()
+    closing = orders_closed_by_events(orders, events, until)
+    for done in closing.itertuples(index=False):
+        system.close_work_order(
+            done.work_order_key,
+            {"machine_id": done.machine_id, "closed_at": done.closed_at, "maintenance": done.code},
+            run_id,
+        )
+    still_open = orders[~orders["work_order_key"].isin(closing["work_order_key"])]
+    return (
+        orders.groupby("machine_id")["alerted_at"].min().to_dict(),
+        closing[~closing["machine_id"].isin(still_open["machine_id"])]
+        .groupby("machine_id")["closed_at"]
+        .max()
+        .to_dict(),
+    )
+
+
+def _publication_record(day: str, run_id: str, policy_version: str):
+    """The ``alerts_published`` record, written to the outbox by the publish transaction."""
+
+    def record(con: duckdb.DuckDBPyConnection, rows: int) -> AuditRecord:
+        statuses = con.execute(
+            f"SELECT status, count(*) FROM {ALERTS_TABLE} WHERE batch_id = ? GROUP BY 1", [day]
+        ).fetchall()
+        return AuditRecord(
+            event_id=f"alerts_published:{run_id}:{day}",
+            workflow=WORKFLOW,
+            event="alerts_published",
+            subject=day,
+            details={"rows": rows, "statuses": dict(statuses), "policy_version": policy_version},
+            run_id=run_id,
+        )
+
+    return record
+
+
+def _publish_alert_state(con: duckdb.DuckDBPyConnection, day: str, run_id: str) -> None:
+    """In the publish transaction: the day's alert state becomes the one this run staged."""
+    staged = f"SELECT * EXCLUDE (batch_id, run_id, staged_at) FROM {ALERT_STATE_STAGING}"
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ALERT_STATE_TABLE} AS {staged} LIMIT 0")
+    con.execute(f"DELETE FROM {ALERT_STATE_TABLE} WHERE day = ?", [day])
+    con.execute(
+        f"INSERT INTO {ALERT_STATE_TABLE} BY NAME {staged} WHERE batch_id = ? AND run_id = ?", [day, run_id]
+    )
+    con.execute(f"DELETE FROM {ALERT_STATE_STAGING} WHERE batch_id = ? AND run_id = ?", [day, run_id])
 
 
 def _when(downtime_start: pd.Timestamp) -> str:
@@ -446,33 +501,42 @@ def work_orders(
     opstore: OperationalStoreResource,
     warehouse: DuckDBResource,
 ) -> MaterializeResult:
-    """Publishes the checked alerts of this day and run, opens a work order with evidence for each
-    confident one (proposed into the next downtime window) and notifies the owning team; the others
-    wait in human review (status column)."""
-    policy = maintenance_config.policy()
+    """Publishes the checked alerts of this day and run (with the alert state the next day continues
+    from and the audit record, in one transaction; an older run of the day never overwrites a newer
+    one), opens a work order with evidence for each confident one (proposed into the next downtime
+    window) and notifies the owning team; the others wait in human review (status column)."""
+    policy, day, run_id = maintenance_config.policy(), context.partition_key, context.run.run_id
+    store = opstore.store()
     with warehouse.get_connection() as con:
-        con.execute("BEGIN TRANSACTION")
+        reconcile_audit(store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW))
+        publication = publish_batch(
+            con,
+            staging=ALERTS_STAGING,
+            published=ALERTS_TABLE,
+            batch_id=day,
+            run_id=run_id,
+            run_created_at=context.instance.get_run_record_by_id(run_id).create_timestamp,
+            source_sha256=None,
+            audit_record=_publication_record(day, run_id, policy.version),
+            in_transaction=[_publish_alert_state],
+            may_be_empty=True,
+        )
+        if publication.status == "superseded":
+            for staging in (ALERTS_STAGING, ALERT_STATE_STAGING):  # valid, but they can never publish
+                discard_staged(con, staging, day, run_id)
+            raise Failure(
+                f"{day}: superseded, run {publication.published_run_id} (created later) already published "
+                "this day; nothing was changed and no work order was opened",
+                metadata={"superseded_by_run": publication.published_run_id},
+                allow_retries=False,
+            )
         try:
-            con.execute(
-                f"CREATE TABLE IF NOT EXISTS {WORKFLOW}.alerts AS "
-                f"SELECT * FROM {WORKFLOW}.alerts_staging LIMIT 0"
-            )
-            con.execute(f"DELETE FROM {WORKFLOW}.alerts WHERE day = ?", [context.partition_key])
-            con.execute(
-                f"INSERT INTO {WORKFLOW}.alerts SELECT * FROM {WORKFLOW}.alerts_staging "
-                "WHERE day = ? AND run_id = ?",
-                [context.partition_key, context.run.run_id],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        published = con.execute(
-            f"SELECT * FROM {WORKFLOW}.alerts WHERE day = ?", [context.partition_key]
-        ).df()
-        scored = con.execute(
-            f"SELECT * FROM {WORKFLOW}.anomaly_scores WHERE day = ?", [context.partition_key]
-        ).df()
+            entry = deliver_outbox(con, store, publication.event_id)[0]
+        except Exception as exc:  # any store failure: the record stays in the outbox
+            context.log.warning(f"audit delivery of {publication.event_id} failed: {exc}")
+            entry = None
+        published = con.execute(f"SELECT * FROM {ALERTS_TABLE} WHERE batch_id = ?", [day]).df()
+        scored = con.execute(f"SELECT * FROM {WORKFLOW}.anomaly_scores WHERE day = ?", [day]).df()
     for column in ("alerted_at", "downtime_start", "downtime_end"):
         published[column] = pd.to_datetime(published[column], utc=True)
     scored["window_start"] = pd.to_datetime(scored["window_start"], utc=True)
@@ -505,15 +569,6 @@ def work_orders(
             payload,
             context.run.run_id,
         )
-        if delivery.created:
-            append_audit_event(
-                opstore.store(),
-                workflow=WORKFLOW,
-                event="work_order_opened",
-                subject=alert.episode_id,
-                details=payload,
-                run_id=context.run.run_id,
-            )
         team_notifier.notify(
             alert.episode_id,
             alert.team,
@@ -531,17 +586,10 @@ def work_orders(
             }
         )
         plots.setdefault("evidence", _evidence_md(png, alert.episode_id))
-    counts = published["status"].value_counts().to_dict()
-    append_audit_event(
-        opstore.store(),
-        workflow=WORKFLOW,
-        event="alerts_published",
-        subject=context.partition_key,
-        details={"statuses": counts, "policy_version": policy.version},
-        run_id=context.run.run_id,
-    )
     return MaterializeResult(
         metadata={
+            "published_run_id": run_id,
+            **audit_anchor(entry, retries_left=context.retry_number < _retry.max_retries),
             "alerts_published": MetadataValue.int(len(published)),
             "work_orders": MetadataValue.int(len(opened)),
             "human_review": MetadataValue.int(int((published["status"] == HUMAN_REVIEW).sum())),

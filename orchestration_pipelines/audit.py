@@ -126,33 +126,39 @@ def append_audit_record(store: OpStore, record: AuditRecord) -> AuditEntry:
 
     The exclusive transaction keeps concurrent writers from forking the chain or adding one event twice.
     """
-    details_json = json.dumps(record.details, sort_keys=True, default=str)
     with store.transaction(exclusive=True) as cur:
-        _ensure_schema(cur)
-        existing = cur.execute(
-            f"SELECT {_COLUMNS} FROM audit_log WHERE event_id = ?", [record.event_id]
-        ).fetchone()
-        if existing:
-            return _entry(existing)
-        last = cur.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-        recorded_at = datetime.now(UTC).isoformat()
-        row = (
-            seq,
-            recorded_at,
-            record.workflow,
-            record.event,
-            record.subject,
-            record.actor,
-            record.run_id,
-            details_json,
-            prev_hash,
-            None,
-            record.event_id,
-        )
-        entry_hash = _entry_hash(*_hashed_fields(row))
-        row = (*row[:9], entry_hash, record.event_id)
-        cur.execute(f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        return append_audit_record_in(cur, record)
+
+
+def append_audit_record_in(cur, record: AuditRecord) -> AuditEntry:
+    """``append_audit_record`` inside the caller's exclusive operational-store transaction, so an
+    effect in the same store (a work order row) and its entry commit or roll back together."""
+    details_json = json.dumps(record.details, sort_keys=True, default=str)
+    _ensure_schema(cur)
+    existing = cur.execute(
+        f"SELECT {_COLUMNS} FROM audit_log WHERE event_id = ?", [record.event_id]
+    ).fetchone()
+    if existing:
+        return _entry(existing)
+    last = cur.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    recorded_at = datetime.now(UTC).isoformat()
+    row = (
+        seq,
+        recorded_at,
+        record.workflow,
+        record.event,
+        record.subject,
+        record.actor,
+        record.run_id,
+        details_json,
+        prev_hash,
+        None,
+        record.event_id,
+    )
+    entry_hash = _entry_hash(*_hashed_fields(row))
+    row = (*row[:9], entry_hash, record.event_id)
+    cur.execute(f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
     return _entry(row)
 
 
