@@ -20,6 +20,7 @@ from dagster import (
     AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
+    AssetIn,
     AssetKey,
     Backoff,
     DailyPartitionsDefinition,
@@ -36,10 +37,10 @@ from dagster_duckdb import DuckDBResource
 from assets.audit_effects import audit_anchor, reconcile_audit
 from orchestration_pipelines.audit import (
     AuditRecord,
-    append_audit_event,
     audit_record_for_quarantine,
     deliver_outbox,
     deliver_quarantine_record,
+    promote_with_audit,
 )
 from orchestration_pipelines.landing import (
     UnreadableFile,
@@ -50,8 +51,10 @@ from orchestration_pipelines.landing import (
 from orchestration_pipelines.maintenance.alerts import HUMAN_REVIEW, SUPPRESSED, WORK_ORDER, track_alerts
 from orchestration_pipelines.maintenance.anomaly import (
     MODEL_NAME,
+    current_model_baseline,
     degrading_windows,
     evaluate_scores,
+    promotion_verdict,
     score_features,
     train_models,
 )
@@ -125,16 +128,16 @@ def _events(landing: LandingZoneResource) -> pd.DataFrame:
 
 
 @asset(**_common, kinds={"scikitlearn"})
-def anomaly_model(
+def anomaly_model_candidate(
     context: AssetExecutionContext,
     landing: LandingZoneResource,
     maintenance_config: MaintenanceConfigResource,
     model_registry: ModelRegistryResource,
-    opstore: OperationalStoreResource,
-) -> MaterializeResult:
+) -> dict:
     """Anomaly models per machine type, trained on the healthy windows of ``history/maintenance``
-    (readings*, events*, and failures* with labelled onsets to leave out), evaluated on the last
-    quarter of that history, then promoted (audited)."""
+    (readings*, events*, and failures* with labelled onsets to leave out) before its last quarter, and
+    evaluated on that quarter beside the current model. Saved to the registry, not promoted: promotion
+    waits for the comparison check."""
     folder = landing.history(WORKFLOW)
     found = {
         kind: [read_table_file(p) for p in sorted(folder.glob(f"{kind}*"))]
@@ -158,36 +161,94 @@ def anomaly_model(
         failures[column] = pd.to_datetime(failures[column], utc=True, format="ISO8601")
     features = history_features(pd.concat(found["readings"], ignore_index=True), events, plant, policy)
     healthy = ~degrading_windows(features, failures, policy.window)
-    cut = features["window_start"].quantile(0.75)
-    holdout = features["window_start"] >= cut
-    evaluation = evaluate_scores(
-        score_features(features[holdout], train_models(features, plant, policy, healthy & ~holdout)),
-        ~healthy[holdout],
-    )
-    models = train_models(features, plant, policy, healthy)
+    holdout = features["window_start"] >= features["window_start"].quantile(0.75)
+    training = healthy & ~holdout
+    # The version saved is the one evaluated (as for fraud): it never saw its hold-out, so the next
+    # candidate's hold-out, later in time, is new to both models and the comparison is like for like.
+    models = train_models(features, plant, policy, training)
+    evaluation = evaluate_scores(score_features(features[holdout], models), ~healthy[holdout])
+    registry = model_registry.registry()
+    try:
+        current, current_card = registry.load(MODEL_NAME)
+    except ModelNotFound:
+        baseline = None
+    else:
+        baseline = current_model_baseline(current, current_card, models, features[holdout], ~healthy[holdout])
     card = {
         "plant_version": plant.version,
         "policy_version": policy.version,
+        "trained_through": str(features.loc[training, "window_start"].max()),
         "holdout_evaluation": evaluation.to_dict("records"),
         "labelled_failures": len(failures),
+        "baseline": baseline,
     }
-    registry = model_registry.registry()
-    version = registry.save(MODEL_NAME, models, card)
-    previous = registry.current_version(MODEL_NAME)
-    registry.promote(MODEL_NAME, version)
-    append_audit_event(
-        opstore.store(),
+    card["version"] = registry.save(MODEL_NAME, models, card)
+    context.add_output_metadata(
+        {
+            "model_version": card["version"],
+            "healthy_windows": MetadataValue.int(int(training.sum())),
+            "holdout_evaluation": MetadataValue.md(markdown_table(evaluation)),
+            "current_model": "none" if baseline is None else baseline["version"],
+            "current_model_on_holdout": MetadataValue.md(
+                markdown_table(pd.DataFrame(baseline["evaluation"]))
+                if baseline and "evaluation" in baseline
+                else (baseline or {}).get("not_comparable", "no current model")
+            ),
+        }
+    )
+    return card
+
+
+@asset_check(
+    asset=anomaly_model_candidate,
+    blocking=True,
+    description=(
+        "Refuses to promote anomaly models that score the candidate's hold-out worse than the current "
+        "ones (ROC-AUC, degrading and healthy windows above 1, per machine type), or that cannot be "
+        "compared like for like."
+    ),
+)
+def anomaly_candidate_not_worse(anomaly_model_candidate: dict) -> AssetCheckResult:
+    baseline = anomaly_model_candidate["baseline"]
+    passed, why = promotion_verdict(anomaly_model_candidate["holdout_evaluation"], baseline)
+    return AssetCheckResult(
+        passed=passed,
+        description=why,
+        metadata={
+            "candidate": anomaly_model_candidate["version"],
+            "current": baseline["version"] if baseline else "none",
+        },
+    )
+
+
+@asset(**_common, kinds={"scikitlearn"}, ins={"candidate": AssetIn(key=anomaly_model_candidate.key)})
+def anomaly_model(
+    context: AssetExecutionContext,
+    candidate: dict,
+    model_registry: ModelRegistryResource,
+    opstore: OperationalStoreResource,
+) -> MaterializeResult:
+    """The promoted anomaly models that scoring uses: promoted (with its audit record in the registry
+    pointer) only after the comparison check passed."""
+    registry, store = model_registry.registry(), opstore.store()
+    reconcile_audit(store, context.log, registry=registry)
+    record, entry = promote_with_audit(
+        registry,
+        store,
         workflow=WORKFLOW,
-        event="model_promoted",
-        subject=version,
-        details={"previous": previous, "evaluation": card["holdout_evaluation"]},
+        model_name=MODEL_NAME,
+        version=candidate["version"],
+        details={"evaluation": candidate["holdout_evaluation"]},
         run_id=context.run.run_id,
     )
     return MaterializeResult(
         metadata={
-            "model_version": version,
-            "healthy_windows": MetadataValue.int(int(healthy.sum())),
-            "holdout_evaluation": MetadataValue.md(markdown_table(evaluation)),
+            "model_version": candidate["version"],
+            "previous_version": record.details["previous"] or "none",
+            **audit_anchor(entry, retries_left=False),
+            "holdout_evaluation": MetadataValue.md(
+                markdown_table(pd.DataFrame(candidate["holdout_evaluation"]))
+            ),
         }
     )
 
@@ -601,5 +662,6 @@ def work_orders(
 
 
 MAINTENANCE_DAILY_ASSETS = [readings, features, anomaly_scores, alerts, work_orders]
-MAINTENANCE_ASSETS = [anomaly_model, *MAINTENANCE_DAILY_ASSETS]
-MAINTENANCE_CHECKS = [staged_alerts_valid]
+MAINTENANCE_TRAINING_ASSETS = [anomaly_model_candidate, anomaly_model]
+MAINTENANCE_ASSETS = [*MAINTENANCE_TRAINING_ASSETS, *MAINTENANCE_DAILY_ASSETS]
+MAINTENANCE_CHECKS = [anomaly_candidate_not_worse, staged_alerts_valid]

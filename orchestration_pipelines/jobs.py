@@ -11,7 +11,7 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, account_state
 from assets.fraud_lifecycle import no_stranded_batches
-from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model
+from assets.maintenance import MAINTENANCE_DAILY_ASSETS, MAINTENANCE_TRAINING_ASSETS
 from assets.support import SUPPORT_BATCH_ASSETS
 
 fraud_scoring_job = define_asset_job(
@@ -46,9 +46,10 @@ maintenance_daily_job = define_asset_job(
 
 maintenance_training_job = define_asset_job(
     "maintenance_training_job",
-    selection=AssetSelection.assets(anomaly_model),
+    selection=AssetSelection.assets(*MAINTENANCE_TRAINING_ASSETS),
     executor_def=in_process_executor,
-    description="Train the per-type anomaly models on healthy maintenance history and promote them.",
+    description="Train the per-type anomaly models on healthy maintenance history; promote them only "
+    "if they are not worse than the current ones on the same hold-out.",
 )
 
 support_triage_job = define_asset_job(

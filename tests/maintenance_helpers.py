@@ -7,7 +7,9 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
+from dagster import materialize
 
+from assets.maintenance import MAINTENANCE_TRAINING_ASSETS, anomaly_candidate_not_worse
 from orchestration_pipelines.definitions import build_resources
 from orchestration_pipelines.maintenance.generator import PlantSimulation, Scenario, simulate_plant
 from orchestration_pipelines.maintenance.policy import MaintenancePolicy, load_maintenance_policy
@@ -96,3 +98,13 @@ def wiring_resources(plant_path: Path, webhook_url: str | None, policy_path: Pat
         ),
         "notifier": NotifierResource(opstore_url=url, webhook_url=webhook_url or "", backoff_seconds=0.01),
     }
+
+
+def train_on_history(instance, resources: dict, **kwargs):
+    """The training job's assets and check, materialised on ``instance``: candidate, check, promotion."""
+    return materialize(
+        [*MAINTENANCE_TRAINING_ASSETS, anomaly_candidate_not_worse],
+        resources=resources,
+        instance=instance,
+        **kwargs,
+    )

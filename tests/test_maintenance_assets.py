@@ -7,13 +7,15 @@ import duckdb
 import pandas as pd
 import pytest
 from dagster import AssetKey, instance_for_test, materialize
-from maintenance_helpers import SMALL, small_plant, wiring_resources, write_plant_files
+from maintenance_helpers import SMALL, small_plant, train_on_history, wiring_resources, write_plant_files
 from webhook_server import FlakyReceiver
 
-from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model, staged_alerts_valid
+from assets.maintenance import MAINTENANCE_DAILY_ASSETS, staged_alerts_valid
 from orchestration_pipelines.audit import read_audit_log
 from orchestration_pipelines.maintenance.alerts import HUMAN_REVIEW, WORK_ORDER
+from orchestration_pipelines.maintenance.anomaly import MODEL_NAME
 from orchestration_pipelines.maintenance.work_orders import MaintenanceSystem
+from orchestration_pipelines.model_registry import ModelRegistry
 from orchestration_pipelines.opstore import OpStore
 
 DAYS = ["2026-11-07", "2026-11-08", "2026-11-09"]
@@ -46,7 +48,7 @@ def opstore_backend(request, data_env, monkeypatch):
 def test_days_run_in_order_carry_state_and_open_each_work_order_once(data_env, plant_files, opstore_backend):
     with instance_for_test() as instance, FlakyReceiver(failures=2) as receiver:
         resources = wiring_resources(plant_files, receiver.url)
-        assert materialize([anomaly_model], resources=resources, instance=instance).success
+        assert train_on_history(instance, resources).success
         for day in DAYS:
             result = materialize(
                 [*MAINTENANCE_DAILY_ASSETS, staged_alerts_valid],
@@ -112,7 +114,7 @@ def test_days_run_in_order_carry_state_and_open_each_work_order_once(data_env, p
 def test_the_check_judges_only_this_run_and_this_day(data_env, plant_files):
     with instance_for_test() as instance:
         resources = wiring_resources(plant_files, None)
-        assert materialize([anomaly_model], resources=resources, instance=instance).success
+        assert train_on_history(instance, resources).success
         first = materialize(
             [*MAINTENANCE_DAILY_ASSETS, staged_alerts_valid],
             partition_key=DAYS[1],
@@ -148,7 +150,7 @@ def test_a_day_whose_previous_day_was_not_alerted_fails_instead_of_forgetting_ev
 
     with instance_for_test() as instance:
         resources = wiring_resources(plant_files, None)
-        assert materialize([anomaly_model], resources=resources, instance=instance).success
+        assert train_on_history(instance, resources).success
         assert materialize([readings], partition_key=DAYS[0], resources=resources, instance=instance).success
         out_of_order = materialize(
             [*MAINTENANCE_DAILY_ASSETS, staged_alerts_valid],
@@ -164,3 +166,29 @@ def test_a_day_whose_previous_day_was_not_alerted_fails_instead_of_forgetting_ev
             in failure.step_failure_data.error.message
         )
         assert instance.get_latest_materialization_event(AssetKey(["maintenance", "work_orders"])) is None
+
+
+def test_new_anomaly_models_are_promoted_only_when_not_worse_on_the_same_holdout(
+    data_env, plant_files, tmp_path
+):
+    registry = ModelRegistry(data_env / "models")
+    with instance_for_test() as instance:
+        resources = wiring_resources(plant_files, None)
+        assert train_on_history(instance, resources).success
+        first = registry.current_version(MODEL_NAME)
+        again = train_on_history(instance, resources)  # the same history: equally good, promoted
+        assert again.success and again.get_asset_check_evaluations()[0].passed
+        second = registry.current_version(MODEL_NAME)
+        assert second != first and registry.card(MODEL_NAME, second)["baseline"]["version"] == first
+
+        plant = json.loads(plant_files.read_text())
+        plant["machine_types"]["spindle"]["sensors"].remove("current")  # the plant changed its sensors
+        changed = tmp_path / "changed_plant.yaml"
+        changed.write_text(json.dumps(plant))
+        refused = train_on_history(instance, wiring_resources(changed, None), raise_on_error=False)
+        [check] = refused.get_asset_check_evaluations()
+    assert not refused.success and not check.passed
+    assert "no like-for-like comparison" in check.description and "spindle" in check.description
+    assert registry.current_version(MODEL_NAME) == second  # scoring keeps the models it had
+    audit = read_audit_log(OpStore(os.environ["OP_OPSTORE_URL"]), "maintenance")
+    assert [e.subject for e in audit if e.event == "model_promoted"] == [first, second]

@@ -12,14 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 from dagster import instance_for_test, materialize
-from maintenance_helpers import wiring_resources, write_plant_files
+from maintenance_helpers import train_on_history, wiring_resources, write_plant_files
 
 import assets.maintenance
 from assets.maintenance import (
     ALERT_STATE_STAGING,
     ALERTS_STAGING,
     MAINTENANCE_DAILY_ASSETS,
-    anomaly_model,
     staged_alerts_valid,
 )
 from orchestration_pipelines.audit import read_audit_log
@@ -37,7 +36,7 @@ def trained(data_env, tmp_path):
     plant = write_plant_files(data_env, tmp_path)
     with instance_for_test() as instance:
         resources = wiring_resources(plant, None)
-        assert materialize([anomaly_model], resources=resources, instance=instance).success
+        assert train_on_history(instance, resources).success
         assert run_day(instance, resources, DAYS[0]).success
         yield instance, plant
 
