@@ -37,10 +37,16 @@ fraud_account_state_rebuild_job = define_asset_job(
     description="Rebuild the fraud account state from labelled history and published decisions.",
 )
 
+# A plant day continues the day before it (carried feature tail and alert state), so the instance's run
+# queue admits one run with this tag at a time (deploy/*.yaml): a backfill's runs, queued in partition
+# order, then run day after day.
+PLANT_DAYS_IN_ORDER_TAG = "maintenance/plant_days"
+
 maintenance_daily_job = define_asset_job(
     "maintenance_daily_job",
     selection=AssetSelection.assets(*MAINTENANCE_DAILY_ASSETS),
     executor_def=in_process_executor,
+    tags={PLANT_DAYS_IN_ORDER_TAG: "one_at_a_time"},
     description="One plant day: readings, features, anomaly scores, staged alerts, check, work orders.",
 )
 
