@@ -58,7 +58,7 @@ from orchestration_pipelines.maintenance.anomaly import (
     score_features,
     train_models,
 )
-from orchestration_pipelines.maintenance.contract import ReadingsFileRejected, check_readings
+from orchestration_pipelines.maintenance.contract import ReadingsFileRejected, check_readings, days_in_file
 from orchestration_pipelines.maintenance.evidence import evidence_png
 from orchestration_pipelines.maintenance.features import day_features, maintenance_windows, median_column
 from orchestration_pipelines.maintenance.replay import history_features
@@ -116,6 +116,32 @@ def _read(con: duckdb.DuckDBPyConnection, table: str, where: str, params: list, 
         if exists
         else None
     )
+
+
+def _landing_index(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
+    """Readings files seen before: name -> size, mtime_ns, sha256 (a ``scan_landing`` cursor) and days."""
+    rows = _read(con, "landing_files", "true", [])
+    if rows is None:
+        return {}
+    return {
+        r["name"]: {
+            "size": r["size"],
+            "mtime_ns": r["mtime_ns"],
+            "sha256": r["sha256"],
+            "days": r["days"].split(","),
+        }
+        for r in rows.to_dict("records")
+    }
+
+
+def _remember_landing_days(con: duckdb.DuckDBPyConnection, files: list[tuple]) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {WORKFLOW}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {WORKFLOW}.landing_files (name VARCHAR PRIMARY KEY, size BIGINT, "
+        "mtime_ns BIGINT, sha256 VARCHAR, days VARCHAR)"
+    )
+    if files:
+        con.executemany(f"INSERT OR REPLACE INTO {WORKFLOW}.landing_files VALUES (?, ?, ?, ?, ?)", files)
 
 
 def _events(landing: LandingZoneResource) -> pd.DataFrame:
@@ -263,13 +289,31 @@ def readings(
 ) -> MaterializeResult:
     """The day's readings from every landed file that covers it, checked against the plant.
 
+    Which days a file covers is read once (its timestamp column) and kept in ``maintenance.landing_files``
+    by name and content hash, so a day parses only the files that cover it, however many have landed.
+
     Exact duplicates (also across files: a re-sent file under a new name) are dropped; untrusted rows
     and values go to ``quarantine/maintenance/<day>/`` with their reasons; a file that cannot be read
     as readings at all is quarantined whole. Other machines and other days are never blocked.
     """
     day, plant = _day(context), maintenance_config.plant()
-    kept, rejected, problems, used = [], [], [], []
-    for landed in scan_landing(landing.landing(WORKFLOW) / "readings"):
+    kept, rejected, problems, used, newly_indexed, elsewhere = [], [], [], [], [], []
+    with warehouse.get_connection() as con:
+        index = _landing_index(con)
+    for landed in scan_landing(landing.landing(WORKFLOW) / "readings", known=index):
+        days = index[landed.name]["days"] if landed.name in index else None
+        if index.get(landed.name, {}).get("sha256") != landed.sha256:
+            try:
+                days = days_in_file(landed.path) or None  # no readable time at all: parse, then quarantine
+            except ValueError:
+                days = None
+            if days:
+                newly_indexed.append(
+                    (landed.name, landed.size, landed.mtime_ns, landed.sha256, ",".join(days))
+                )
+        if days and context.partition_key not in days:
+            elsewhere.append(landed.name)  # its readings are all on other days: not parsed
+            continue
         try:
             check = check_readings(read_table_file(landed.path), plant)
         except (ReadingsFileRejected, UnreadableFile) as exc:
@@ -307,6 +351,7 @@ def readings(
         folder.mkdir(parents=True, exist_ok=True)
         quarantined.to_csv(folder / f"rejected_rows.{context.run.run_id}.csv", index=False)
     with warehouse.get_connection() as con:
+        _remember_landing_days(con, newly_indexed)
         _replace_day(
             con, f"{WORKFLOW}.readings", day_readings.assign(day=context.partition_key), context.partition_key
         )
@@ -315,6 +360,7 @@ def readings(
         metadata={
             "dagster/row_count": MetadataValue.int(len(day_readings)),
             "files": MetadataValue.json(used),
+            "files_on_other_days": MetadataValue.int(len(elsewhere)),
             "machines_reporting": MetadataValue.int(day_readings["machine_id"].nunique()),
             "machines_silent_all_day": MetadataValue.json(silent),
             "rows_or_values_quarantined": MetadataValue.int(len(quarantined)),

@@ -6,7 +6,7 @@ import os
 import duckdb
 import pandas as pd
 import pytest
-from dagster import AssetKey, instance_for_test, materialize
+from dagster import AssetKey, AssetRecordsFilter, instance_for_test, materialize
 from maintenance_helpers import SMALL, small_plant, train_on_history, wiring_resources, write_plant_files
 from webhook_server import FlakyReceiver
 
@@ -68,6 +68,11 @@ def test_days_run_in_order_carry_state_and_open_each_work_order_once(data_env, p
         )
         assert rerun.success
         readings_meta = _metadata(instance, "readings", DAYS[1])
+        [last_day] = instance.fetch_materializations(
+            AssetRecordsFilter(AssetKey(["maintenance", "readings"]), asset_partitions=[DAYS[2]]), limit=1
+        ).records
+        # The last day parses only the file that covers it (the index knows the others' days).
+        last_day_files = {k: v.value for k, v in last_day.asset_materialization.metadata.items()}
         features_meta = _metadata(instance, "features", DAYS[1])
 
     alerts = _query(data_env, "SELECT * FROM maintenance.alerts ORDER BY alerted_at")
@@ -104,6 +109,7 @@ def test_days_run_in_order_carry_state_and_open_each_work_order_once(data_env, p
     rejected = pd.concat(pd.read_csv(p) for p in (quarantine / DAYS[0]).glob("rejected_rows.*.csv"))
     assert {"unknown_machine", "impossible_value"} <= set(rejected["reason"])
     assert "duplicate" in readings_meta["problems"]  # the re-sent file's rows were dropped as duplicates
+    assert (last_day_files["files"], last_day_files["files_on_other_days"]) == (["plant_b.csv"], 2)
     assert features_meta["tail_windows_read"] > 0  # the previous day's last windows, not the history
     day_rows = _query(data_env, "SELECT count(*) AS n FROM maintenance.readings WHERE day = ?", [DAYS[0]])
     expected = small_plant().readings
