@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from dagster import materialize
 from assets.maintenance import MAINTENANCE_TRAINING_ASSETS, anomaly_candidate_not_worse
 from orchestration_pipelines.definitions import build_resources
 from orchestration_pipelines.maintenance.generator import PlantSimulation, Scenario, simulate_plant
+from orchestration_pipelines.maintenance.plant import plant_file_text
 from orchestration_pipelines.maintenance.policy import MaintenancePolicy, load_maintenance_policy
 from resources.maintenance import MaintenanceConfigResource, MaintenanceSystemResource, NotifierResource
 
@@ -47,7 +47,7 @@ def write_plant_files(data_env: Path, tmp_path: Path) -> Path:
     Returns the plant file."""
     sim = small_plant()
     plant_path = tmp_path / "plant.yaml"
-    plant_path.write_text(_plant_yaml(sim.plant))
+    plant_path.write_text(plant_file_text(sim.plant))
     readings, events = sim.readings, sim.events
     history = data_env / "history" / "maintenance"
     _csv(readings[readings["timestamp"] < TRAIN_UNTIL], history / "readings.csv")
@@ -66,22 +66,6 @@ def write_plant_files(data_env: Path, tmp_path: Path) -> Path:
     _csv(first.drop(columns=["machine_id"]).head(10), landing / "readings" / "broken.csv")
     _csv(events, landing / "events" / "events.csv")
     return plant_path
-
-
-def _plant_yaml(plant) -> str:
-    return json.dumps(
-        {
-            "plant_id": plant.plant_id,
-            "version": plant.version,
-            "reading_interval": "5min",
-            "sensors": {s.name: {"unit": s.unit, "min": s.min, "max": s.max} for s in plant.sensors.values()},
-            "machine_types": {
-                t.name: {"team": t.team, "sensors": list(t.sensors)} for t in plant.machine_types.values()
-            },
-            "machines": plant.machines,
-            "downtime_windows": [{"weekday": "tue", "start": "06:00", "hours": 4}],
-        }
-    )  # JSON is YAML
 
 
 def wiring_resources(plant_path: Path, webhook_url: str | None, policy_path: Path | None = None) -> dict:
