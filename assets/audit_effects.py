@@ -1,20 +1,10 @@
-"""Dagster side of the audit outbox, shared by the workflows: sweep pending records, anchor the chain."""
+"""Dagster side of the audit outbox, shared by the workflows: anchor the chain in materialization metadata."""
 
 from __future__ import annotations
 
 from dagster import Failure, MetadataValue
 
-from orchestration_pipelines.audit import AuditEntry, deliver_pending_audit
-from orchestration_pipelines.opstore import OpStore
-
-
-def reconcile_audit(store: OpStore, log, **sources) -> None:
-    """Deliver audit records that earlier effects could not; never a reason to stop this step."""
-    try:
-        if delivered := deliver_pending_audit(store, **sources):
-            log.info(f"delivered {len(delivered)} pending audit record(s)")
-    except Exception as exc:  # the store may still be down; the step's own delivery says so
-        log.warning(f"pending audit records not delivered yet: {exc}")
+from orchestration_pipelines.audit import AuditEntry
 
 
 def audit_anchor(entry: AuditEntry | None, retries_left: bool) -> dict[str, MetadataValue]:

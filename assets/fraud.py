@@ -39,12 +39,13 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from assets.audit_effects import audit_anchor, reconcile_audit
+from assets.audit_effects import audit_anchor
 from orchestration_pipelines.audit import (
     AuditRecord,
     append_audit_record,
     audit_record_for_quarantine,
     deliver_outbox,
+    deliver_pending_audit_or_warn,
     deliver_quarantine_record,
 )
 from orchestration_pipelines.fraud import current_model_baseline, promote_model, train_builtin
@@ -268,7 +269,7 @@ def model(
     """The promoted model version that scoring uses: an explicit, audited step after the check passed."""
     registry = model_registry.registry()
     store = opstore.store()
-    reconcile_audit(store, context.log, registry=registry)
+    deliver_pending_audit_or_warn(store, context.log, registry=registry)
     record, entry = promote_model(
         store,
         candidate["version"],
@@ -628,7 +629,9 @@ def decisions(
     )
     store = opstore.store()
     with _connection(warehouse) as con:
-        reconcile_audit(store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW))
+        deliver_pending_audit_or_warn(
+            store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW)
+        )
         try:
             publication = publish_batch(
                 con,

@@ -34,11 +34,12 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from assets.audit_effects import audit_anchor, reconcile_audit
+from assets.audit_effects import audit_anchor
 from orchestration_pipelines.audit import (
     AuditRecord,
     audit_record_for_quarantine,
     deliver_outbox,
+    deliver_pending_audit_or_warn,
     deliver_quarantine_record,
     promote_with_audit,
 )
@@ -257,7 +258,7 @@ def anomaly_model(
     """The promoted anomaly models that scoring uses: promoted (with its audit record in the registry
     pointer) only after the comparison check passed."""
     registry, store = model_registry.registry(), opstore.store()
-    reconcile_audit(store, context.log, registry=registry)
+    deliver_pending_audit_or_warn(store, context.log, registry=registry)
     record, entry = promote_with_audit(
         registry,
         store,
@@ -615,7 +616,9 @@ def work_orders(
     policy, day, run_id = maintenance_config.policy(), context.partition_key, context.run.run_id
     store = opstore.store()
     with warehouse.get_connection() as con:
-        reconcile_audit(store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW))
+        deliver_pending_audit_or_warn(
+            store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW)
+        )
         publication = publish_batch(
             con,
             staging=ALERTS_STAGING,

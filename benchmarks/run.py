@@ -17,6 +17,7 @@ BENCHMARKS = {
     "fraud": "benchmarks.fraud",
     "router": "benchmarks.router",
     "maintenance": "benchmarks.maintenance",
+    "opstore": "benchmarks.opstore",
 }
 
 

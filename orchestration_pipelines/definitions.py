@@ -6,6 +6,7 @@ from dagster import Definitions
 
 from assets.fraud import FRAUD_ASSETS, FRAUD_CHECKS
 from assets.fraud_lifecycle import no_stranded_batches
+from assets.fraud_review import FRAUD_REVIEW_ASSETS
 from assets.llm_ops import LLM_OPS_ASSETS, LLM_OPS_CHECKS, llm_resources
 from assets.maintenance import MAINTENANCE_ASSETS, MAINTENANCE_CHECKS
 from assets.support import SUPPORT_ASSETS, SUPPORT_CHECKS
@@ -15,6 +16,7 @@ from orchestration_pipelines.jobs import (
     fraud_training_job,
     maintenance_daily_job,
     maintenance_training_job,
+    support_training_job,
     support_triage_job,
 )
 from orchestration_pipelines.schedules import fraud_nightly_training, maintenance_daily
@@ -45,7 +47,7 @@ def build_resources() -> dict:
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=[*FRAUD_ASSETS, *LLM_OPS_ASSETS, *MAINTENANCE_ASSETS, *SUPPORT_ASSETS],
+        assets=[*FRAUD_ASSETS, *FRAUD_REVIEW_ASSETS, *LLM_OPS_ASSETS, *MAINTENANCE_ASSETS, *SUPPORT_ASSETS],
         asset_checks=[
             *FRAUD_CHECKS,
             no_stranded_batches,
@@ -60,6 +62,7 @@ def build_definitions() -> Definitions:
             maintenance_daily_job,
             maintenance_training_job,
             support_triage_job,
+            support_training_job,
         ],
         schedules=[fraud_nightly_training, maintenance_daily],
         sensors=[

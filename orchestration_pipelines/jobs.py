@@ -11,15 +11,18 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, account_state
 from assets.fraud_lifecycle import no_stranded_batches
+from assets.fraud_review import FRAUD_REVIEW_ASSETS
 from assets.maintenance import MAINTENANCE_DAILY_ASSETS, MAINTENANCE_TRAINING_ASSETS
-from assets.support import SUPPORT_BATCH_ASSETS
+from assets.support import SUPPORT_BATCH_ASSETS, SUPPORT_REFERENCE_ASSETS
 
 fraud_scoring_job = define_asset_job(
     "fraud_scoring_job",
     # The stranded-batches check looks across batches: the landing sensor reports it, not each run.
-    selection=AssetSelection.assets(*FRAUD_SCORING_ASSETS) - AssetSelection.checks(no_stranded_batches),
+    selection=AssetSelection.assets(*FRAUD_SCORING_ASSETS, *FRAUD_REVIEW_ASSETS)
+    - AssetSelection.checks(no_stranded_batches),
     executor_def=in_process_executor,
-    description="Score one landed batch: ingest, features, scores, staged decisions, checks, publish.",
+    description="Score one landed batch: ingest, features, scores, staged decisions, checks, publish, "
+    "then raise review items for the cases that wait for a person.",
 )
 
 fraud_training_job = define_asset_job(
@@ -63,4 +66,12 @@ support_triage_job = define_asset_job(
     selection=AssetSelection.assets(*SUPPORT_BATCH_ASSETS),
     executor_def=in_process_executor,
     description="Triage one landed ticket file: contract, classification, routes, replies, outbox.",
+)
+
+support_training_job = define_asset_job(
+    "support_training_job",
+    selection=AssetSelection.assets(*SUPPORT_REFERENCE_ASSETS),
+    executor_def=in_process_executor,
+    description="Load customers, orders and labelled tickets; train the ticket classifier (promoted "
+    "only if none is yet; later versions are promoted by a person).",
 )

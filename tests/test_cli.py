@@ -93,9 +93,13 @@ def test_demo_runs_the_workflow_through_dagster(data_env, tmp_path):
     out = completed.stdout
     assert "fraud_training_job" in out and "Decisions per queue" in out
     runs = [line for line in out.splitlines() if line.strip().startswith("run ") or ": run " in line]
-    assert len(runs) == 7  # fraud: training + three good batches + the bad one; maintenance: training + a day
+    # fraud: training + three good batches + the bad one; support: training + two batches;
+    # maintenance: training + a day
+    assert len(runs) == 10
     assert sum("FAILED" in line for line in runs) == 1
     assert "transactions_broken.csv" in out and "hash chain intact" in out
+    waiting = re.search(r"Review inbox: (\d+) fraud item\(s\) waiting", out)
+    assert waiting and int(waiting.group(1)) > 0  # the scoring runs raised the cases for people
     assert (data_env / "quarantine" / "fraud" / "transactions_broken.csv.reason.json").exists()
     day, opened, reviewed = _maintenance_counts(out)
     assert opened >= 1 and reviewed >= 1  # a confident alert and an uncertain one
@@ -107,14 +111,26 @@ def test_demo_runs_the_workflow_through_dagster(data_env, tmp_path):
         runs = instance.get_runs()
         # Launched through the instance from the code location (what the Overview timeline shows),
         # not executed in the demo's own process.
-        assert len(runs) == 7
+        assert len(runs) == 10
         assert {r.remote_job_origin.location_name for r in runs} == {"orchestration_pipelines"}
         assert all(r.tags.get("fraud/landing_sha256") for r in runs if r.job_name == "fraud_scoring_job")
+        support_runs = [r for r in runs if r.job_name == "support_triage_job"]
+        assert len(support_runs) == 2 and all(r.tags.get("support/landing_sha256") for r in support_runs)
         [daily] = [r for r in runs if r.job_name == "maintenance_daily_job"]
         assert daily.tags["dagster/partition"] == day
+    # Support without an API key: local answers with templates, the rest to people; every ticket counted.
+    assert "support_triage_job" in out and "Tickets per route" in out and "Outbox per final state" in out
+    with duckdb.connect(str(data_env / "warehouse.duckdb")) as con:
+        routes = dict(con.execute("SELECT route, count(*) FROM support.routes GROUP BY route").fetchall())
+        states = dict(con.execute("SELECT status, count(*) FROM support.outbox GROUP BY status").fetchall())
+    assert set(routes) <= {"local", "human"} and routes.get("local", 0) > 0
+    assert sum(states.values()) == 2 * 200 and states.get("ready", 0) > 0
+    for route, count in routes.items():
+        assert f"{route} {count}" in " ".join(out.split())
 
     again = run_cli("demo", "--accounts", "1500", env_extra={"DAGSTER_HOME": str(home)}).stdout
     assert "0 new landing file(s)" in again  # same content is never scored twice
+    assert "0 new ticket file(s)" in again
     assert _maintenance_counts(again) == (day, opened, reviewed)  # the day again: the same alerts
     assert "0 newly opened" in again  # and no second work order
     assert len(MaintenanceSystem(OpStore(os.environ["OP_OPSTORE_URL"]), None).work_orders()) == opened

@@ -24,40 +24,12 @@ from typing import Any
 
 import pandas as pd
 
-from orchestration_pipelines.audit import AuditRecord, append_audit_record_in
+from orchestration_pipelines.audit import AuditRecord, append_audit_in
 from orchestration_pipelines.opstore import OpStore
 
-_WORK_ORDERS_DDL = """
-CREATE TABLE IF NOT EXISTS maintenance_work_orders (
-    work_order_key TEXT PRIMARY KEY,
-    machine_id TEXT NOT NULL,
-    team TEXT NOT NULL,
-    alerted_at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    run_id TEXT,
-    delivery TEXT NOT NULL,
-    delivery_attempts INTEGER NOT NULL,
-    delivered_at TEXT,
-    last_error TEXT
-)
-"""
-_NOTIFICATIONS_DDL = """
-CREATE TABLE IF NOT EXISTS maintenance_notifications (
-    notification_key TEXT PRIMARY KEY,
-    team TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    delivery TEXT NOT NULL,
-    delivery_attempts INTEGER NOT NULL,
-    delivered_at TEXT,
-    last_error TEXT
-)
-"""
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 WORKFLOW = "maintenance"
+WORK_ORDERS_LOCK = "maintenance_work_orders"  # opening and closing orders run one at a time
 MAINTENANCE_DONE = "maintenance_end"  # the event log's mark that a machine is back from maintenance
 
 
@@ -105,16 +77,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _ensure_table(store: OpStore, ddl: str) -> None:
-    """Create under the store's exclusive lock: concurrent CREATE IF NOT EXISTS races on PostgreSQL."""
-    with store.transaction(exclusive=True) as cur:
-        cur.execute(ddl)
-
-
 class _WebhookOutbox:
     """A table of messages keyed for idempotency, delivered to a webhook with retries."""
 
-    ddl = table = key_column = ""
+    table = key_column = ""
 
     def __init__(
         self, store: OpStore, webhook_url: str | None, attempts: int = 5, backoff_seconds: float = 0.5
@@ -123,7 +89,6 @@ class _WebhookOutbox:
         self.webhook_url = webhook_url
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
-        _ensure_table(store, self.ddl)
 
     def _deliver(self, key: str, payload: dict) -> int:
         """Send and record the outcome; a failure is recorded and raised."""
@@ -147,7 +112,7 @@ class _WebhookOutbox:
 class MaintenanceSystem(_WebhookOutbox):
     """The connector: ``open_work_order`` is safe to call any number of times for one episode."""
 
-    ddl, table, key_column = _WORK_ORDERS_DDL, "maintenance_work_orders", "work_order_key"
+    table, key_column = "maintenance_work_orders", "work_order_key"
 
     def open_work_order(
         self, key: str, machine_id: str, team: str, alerted_at: str, payload: dict, run_id: str | None
@@ -155,7 +120,7 @@ class MaintenanceSystem(_WebhookOutbox):
         """Record the order under ``key`` with its ``work_order_opened`` audit entry (once, together),
         then deliver it (until delivered once)."""
         payload_json = json.dumps(payload, sort_keys=True, default=str)
-        with self.store.transaction(exclusive=True) as cur:  # read-then-insert: one writer at a time
+        with self.store.transaction(lock=WORK_ORDERS_LOCK) as cur:  # read-then-insert: one at a time
             existing = cur.execute(
                 "SELECT delivery, payload FROM maintenance_work_orders WHERE work_order_key = ?", (key,)
             ).fetchone()
@@ -167,7 +132,7 @@ class MaintenanceSystem(_WebhookOutbox):
                     (key, machine_id, team, alerted_at, payload_json, _now(), run_id,
                      "pending" if self.webhook_url else "not_configured"),
                 )  # fmt: skip
-                append_audit_record_in(cur, _work_order_record("work_order_opened", key, payload, run_id))
+                append_audit_in(cur, _work_order_record("work_order_opened", key, payload, run_id))
         if existing is not None and existing[0] == "delivered":
             return Delivery(key, created=False, delivered=True, attempts=0)
         if not self.webhook_url:
@@ -198,14 +163,14 @@ class MaintenanceSystem(_WebhookOutbox):
 
     def close_work_order(self, key: str, details: dict, run_id: str | None = None) -> bool:
         """Close an open order with its ``work_order_closed`` entry, together; False if it was not open."""
-        with self.store.transaction(exclusive=True) as cur:
+        with self.store.transaction(lock=WORK_ORDERS_LOCK) as cur:
             closed = cur.execute(
                 "UPDATE maintenance_work_orders SET status = 'closed' "
                 "WHERE work_order_key = ? AND status = 'open' RETURNING work_order_key",
                 (key,),
             ).fetchone()
             if closed:
-                append_audit_record_in(cur, _work_order_record("work_order_closed", key, details, run_id))
+                append_audit_in(cur, _work_order_record("work_order_closed", key, details, run_id))
         return closed is not None
 
     def work_orders(self) -> list[dict[str, Any]]:
@@ -240,7 +205,7 @@ def orders_closed_by_events(orders: pd.DataFrame, events: pd.DataFrame, until: p
 class Notifier(_WebhookOutbox):
     """Tells the owning team, once per key: an outbox row, then the team webhook when one is configured."""
 
-    ddl, table, key_column = _NOTIFICATIONS_DDL, "maintenance_notifications", "notification_key"
+    table, key_column = "maintenance_notifications", "notification_key"
 
     def notify(self, key: str, team: str, subject: str, body: str) -> bool:
         """True when this call recorded (and delivered) the message, False when it had been sent before."""
