@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from dagster import AssetKey, instance_for_test, materialize
-from maintenance_helpers import policy, small_plant
+from maintenance_helpers import policy, small_plant, train_on_history, wiring_resources
 from review_helpers import add_team
-from test_maintenance_assets import DAYS, _resources, plant_files  # noqa: F401  (the fixture)
+from test_maintenance_assets import DAYS, plant_files  # noqa: F401  (the fixture)
 
-from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model, staged_alerts_valid
+from assets.maintenance import MAINTENANCE_DAILY_ASSETS, staged_alerts_valid
 from assets.maintenance_review import review_items
 from orchestration_pipelines.audit import read_audit_log, verify_audit_chain
 from orchestration_pipelines.maintenance.alerts import HUMAN_REVIEW, WORK_ORDER
@@ -115,8 +115,8 @@ def test_the_asset_raises_each_low_confidence_alert_once_with_its_evidence_plot(
 ):
     store, evidence_dir = OpStore(store_url), tmp_path / "served-evidence"
     with instance_for_test() as instance:
-        resources = _resources(plant_files, None)
-        assert materialize([anomaly_model], resources=resources, instance=instance).success
+        resources = wiring_resources(plant_files, None)
+        assert train_on_history(instance, resources).success
         for day in DAYS:
             assert _run_day(instance, resources, day).success
         with duckdb.connect(str(data_env / "warehouse.duckdb")) as con:
