@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 # The embedded default: SQLite run/event storage under a git-ignored home, DuckDB file warehouse.
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 INSTANCE_TEMPLATE ?= deploy/dagster.yaml
+# Playwright drives the system's Chromium (/usr/bin/chromium); it must never fetch a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD = 1
 
-.PHONY: install instance demo test lint ui bench clean
+.PHONY: install instance demo test lint ui review bench clean
 
 $(BIN)/dagster: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +35,10 @@ lint: install
 
 ui: install instance
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+# The reviewer inbox on http://127.0.0.1:8765 (REVIEW_HOST / REVIEW_PORT; loopback unless REVIEW_ALLOW_REMOTE=1).
+review: install
+	$(BIN)/python -m orchestration_pipelines.review.web
 
 bench: install
 	$(BIN)/python -m benchmarks.run

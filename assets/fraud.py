@@ -39,16 +39,16 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from assets.audit_effects import audit_anchor
 from orchestration_pipelines.audit import (
-    AuditEntry,
     AuditRecord,
     append_audit_record,
     audit_record_for_quarantine,
     deliver_outbox,
-    deliver_pending_audit,
+    deliver_pending_audit_or_warn,
     deliver_quarantine_record,
 )
-from orchestration_pipelines.fraud import current_model_baseline, promote_model, train_builtin
+from orchestration_pipelines.fraud import current_model_baseline, promote_model
 from orchestration_pipelines.fraud.account_state import (
     features_from_state,
     load_state,
@@ -85,8 +85,9 @@ from orchestration_pipelines.landing import (
     read_table_file,
     validate_file_name,
 )
+from orchestration_pipelines.learning.feedback import mark_used, read_feedback, warehouse_cases
+from orchestration_pipelines.learning.fraud import train_with_feedback
 from orchestration_pipelines.model_registry import ModelUnavailable
-from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.publish import NothingStaged, publish_batch, read_staged, stage_rows
 from orchestration_pipelines.reporting import markdown_table, precision_recall_plot
 from resources.landing import LandingZoneResource
@@ -198,14 +199,25 @@ _model_asset = {
 
 @asset(**_model_asset, ins={"history": AssetIn(key=labelled_history.key)})
 def model_candidate(
-    context: AssetExecutionContext, history: pd.DataFrame, model_registry: ModelRegistryResource
+    context: AssetExecutionContext,
+    history: pd.DataFrame,
+    model_registry: ModelRegistryResource,
+    opstore: OperationalStoreResource,
+    warehouse: DuckDBResource,
 ) -> dict:
     """A freshly trained model version, evaluated on the latest 20% of history beside the current model.
 
-    Saved to the registry but not promoted: promotion waits for the comparison check.
+    Analysts' corrected labels (the operational store's feedback) train it too, and are marked used by
+    this version. Saved to the registry but not promoted: promotion waits for the comparison check.
     """
     registry = model_registry.registry()
-    result = train_builtin(history)
+    store = opstore.store()
+    feedback = read_feedback(store, WORKFLOW)
+    scored = None
+    if len(feedback):
+        with _connection(warehouse) as con:
+            scored = warehouse_cases(con, "fraud.transactions", "transaction_id", feedback["case_id"])
+    result, use = train_with_feedback(history, feedback, scored)
     baseline = current_model_baseline(result, registry)
     card = {
         "feature_set": "builtin",
@@ -213,8 +225,11 @@ def model_candidate(
         "metrics": result.metrics,
         "selection": result.selection,
         "baseline": None if baseline is None else baseline.card_entry(),
+        "feedback": use.card_entry(),
     }
     card["version"] = registry.save(MODEL_NAME, result.model, card)
+    if use.used_ids:
+        mark_used(store, use.used_ids, card["version"])
     labels = result.holdout["is_fraud"].to_numpy()
     curves = {f"candidate {card['version']}": (result.model.predict(result.holdout)[0], labels)}
     if baseline is not None and baseline.probability is not None:
@@ -240,6 +255,9 @@ def model_candidate(
             if baseline and baseline.metrics
             else "none",
             "precision_recall": MetadataValue.md(precision_recall_plot(curves)),
+            "feedback_rows_used": MetadataValue.int(len(use.used_ids)),
+            "feedback_by_label": MetadataValue.json(use.by_label),
+            "feedback_unmatched": MetadataValue.int(len(use.unmatched_ids)),
         }
     )
     return card
@@ -276,7 +294,7 @@ def model(
     """The promoted model version that scoring uses: an explicit, audited step after the check passed."""
     registry = model_registry.registry()
     store = opstore.store()
-    _reconcile(store, context.log, registry=registry)
+    deliver_pending_audit_or_warn(store, context.log, registry=registry)
     record, entry = promote_model(
         store,
         candidate["version"],
@@ -289,7 +307,7 @@ def model(
         metadata={
             "model_version": candidate["version"],
             "previous_version": record.details["previous"] or "none",
-            **_audit_anchor(entry, retries_left=False),
+            **audit_anchor(entry, retries_left=False),
             "pr_auc": _rounded(candidate["metrics"]["pr_auc"]),
             "recall_at_1pct_fpr": _rounded(candidate["metrics"]["recall_at_1pct_fpr"]),
         }
@@ -619,28 +637,6 @@ def _column_schema(con: duckdb.DuckDBPyConnection, table: str) -> MetadataValue:
     return MetadataValue.table_schema(TableSchema([TableColumn(name, kind) for name, kind in columns]))
 
 
-def _reconcile(store: OpStore, log, **sources) -> None:
-    """Deliver audit records that earlier effects could not; never a reason to stop this step."""
-    try:
-        if delivered := deliver_pending_audit(store, **sources):
-            log.info(f"delivered {len(delivered)} pending audit record(s)")
-    except Exception as exc:  # the store may still be down; the step's own delivery says so
-        log.warning(f"pending audit records not delivered yet: {exc}")
-
-
-def _audit_anchor(entry: AuditEntry | None, retries_left: bool) -> dict[str, MetadataValue]:
-    """The chain head after this effect's entry, for ``audit verify``; or say that delivery is pending.
-
-    While step retries remain, an undelivered record fails the step (the retry only delivers); after
-    the last one the effect is reported with ``audit_pending`` and a reconciler delivers it later.
-    """
-    if entry is not None:
-        return {"audit_seq": MetadataValue.int(entry.seq), "audit_hash": entry.entry_hash}
-    if retries_left:
-        raise Failure("audit delivery failed; the record waits in the outbox and a retry delivers it")
-    return {"audit_pending": True}
-
-
 @asset(
     **{k: v for k, v in _batch_table.items() if k not in ("io_manager_key", "metadata")},
     deps=[decisions_staging],
@@ -660,7 +656,9 @@ def decisions(
     )
     store = opstore.store()
     with _connection(warehouse) as con:
-        _reconcile(store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW))
+        deliver_pending_audit_or_warn(
+            store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW)
+        )
         try:
             publication = publish_batch(
                 con,
@@ -696,7 +694,7 @@ def decisions(
             "dagster/table_name": PUBLISHED_TABLE,
             SOURCE_SHA_METADATA: source_sha or "unknown",
             "published_run_id": run_id,
-            **_audit_anchor(entry, retries_left=context.retry_number < _warehouse_retry.max_retries),
+            **audit_anchor(entry, retries_left=context.retry_number < _warehouse_retry.max_retries),
             "model_version": versions[0] or "none",
             "policy_version": versions[1] or "none",
             **_queue_metadata(counts),

@@ -20,12 +20,20 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableSchema,
     asset,
     asset_check,
 )
 from dagster_duckdb import DuckDBResource
 
-from orchestration_pipelines.audit import append_audit_event
+from orchestration_pipelines.audit import (
+    AuditRecord,
+    audit_record_for_quarantine,
+    deliver_outbox,
+    deliver_pending_audit_or_warn,
+    deliver_quarantine_record,
+)
 from orchestration_pipelines.landing import (
     UnreadableFile,
     UnsafeName,
@@ -35,18 +43,20 @@ from orchestration_pipelines.landing import (
     read_table_file,
     validate_file_name,
 )
+from orchestration_pipelines.learning.feedback import mark_used, read_feedback, warehouse_cases
+from orchestration_pipelines.learning.support import train_with_feedback
 from orchestration_pipelines.model_registry import ModelNotFound
 from orchestration_pipelines.prompt_registry import PromptRegistry
 from orchestration_pipelines.reporting import markdown_table
 from orchestration_pipelines.router import active_router_policy, gateway_ask
 from orchestration_pipelines.support import load_classifier, promote_classifier
 from orchestration_pipelines.support.agent import CustomerTools, Reviewer, draft_reply
-from orchestration_pipelines.support.classifier import MODEL_NAME, train_classifier
+from orchestration_pipelines.support.classifier import MODEL_NAME
 from orchestration_pipelines.support.contract import read_ticket_file, validate_tickets
 from orchestration_pipelines.support.knowledge import KnowledgeBase
 from orchestration_pipelines.support.outbox import OUTBOX_STATUSES, compose_outbox, draft_replies
 from orchestration_pipelines.support.policy import load_support_policy
-from orchestration_pipelines.support.tables import create_tables
+from orchestration_pipelines.support.tables import column_names, create_tables, replace_batch_with_record
 from orchestration_pipelines.support.triage import Triage, classify_tickets, intent_prompt, route_tickets
 from resources.landing import LandingZoneResource
 from resources.llm import LLM_POOL, LLMGatewayResource
@@ -110,29 +120,42 @@ def labelled_tickets(landing: LandingZoneResource) -> pd.DataFrame:
 
 @asset(**_common, kinds={"scikitlearn"})
 def classifier(
-    labelled_tickets: pd.DataFrame, model_registry: ModelRegistryResource, opstore: OperationalStoreResource
+    labelled_tickets: pd.DataFrame,
+    model_registry: ModelRegistryResource,
+    opstore: OperationalStoreResource,
+    warehouse: DuckDBResource,
 ) -> MaterializeResult:
-    """The local intent and urgency classifier, trained and evaluated on the labelled tickets.
+    """The local intent and urgency classifier, trained and evaluated on the labelled tickets and
+    reviewers' corrected intents (the operational store's feedback, marked used by this version).
 
     The version is saved; it is promoted only when none is promoted yet (first run). Later versions
     are promoted by a person (`orchestration-pipelines support promote VERSION`), audited.
     """
     registry = model_registry.registry()
-    model, report = train_classifier(
-        labelled_tickets,
-        text_columns=("subject", "body"),
-        intent="intent",
-        urgency="urgency",
-        language="language",
+    store = opstore.store()
+    feedback = read_feedback(store, WORKFLOW)
+    landed = None
+    if len(feedback):
+        with warehouse.get_connection() as con:
+            landed = warehouse_cases(con, "support.raw_tickets", "ticket_id", feedback["case_id"])
+    model, report, use = train_with_feedback(
+        labelled_tickets, feedback, landed, urgency="urgency", language="language"
     )
     version = registry.save(
         MODEL_NAME,
         model,
-        {"intents": model.intents, "text_columns": ["subject", "body"], "metrics": report.metrics},
+        {
+            "intents": model.intents,
+            "text_columns": ["subject", "body"],
+            "metrics": report.metrics,
+            "feedback": use.card_entry(),
+        },
     )
+    if use.used_ids:
+        mark_used(store, use.used_ids, version)
     promoted = registry.current_version(MODEL_NAME) is None
     if promoted:
-        promote_classifier(registry, opstore.store(), version, actor="bootstrap: first classifier")
+        promote_classifier(registry, store, version, actor="bootstrap: first classifier")
     per_language = report.metrics["per_language"]
     return MaterializeResult(
         metadata={
@@ -140,6 +163,9 @@ def classifier(
             "promoted": promoted,
             "holdout_accuracy": MetadataValue.float(report.metrics["intent"]["accuracy"]),
             "holdout_macro_f1": MetadataValue.float(report.metrics["intent"]["macro_f1"]),
+            "feedback_rows_used": MetadataValue.int(len(use.used_ids)),
+            "feedback_by_intent": MetadataValue.json(use.by_intent),
+            "feedback_unmatched": MetadataValue.int(len(use.unmatched_ids)),
             "per_language": MetadataValue.md(
                 markdown_table(
                     pd.DataFrame(
@@ -188,15 +214,9 @@ def raw_tickets(
             "sha256": sha,
             "errors": [{"kind": "unreadable", "message": str(exc)[:500]}],
         }
+        reason = audit_record_for_quarantine(WORKFLOW, name, reason, context.run.run_id)
         target = quarantine_file(path, landing.quarantine(WORKFLOW), reason)
-        append_audit_event(
-            opstore.store(),
-            workflow=WORKFLOW,
-            event="batch_quarantined",
-            subject=name,
-            details=reason,
-            run_id=context.run.run_id,
-        )
+        deliver_quarantine_record(opstore.store(), reason, context.log)
         raise Failure(f"{name} rejected and moved to {target}: {exc}", allow_retries=False) from exc
     accepted = contract.accepted.assign(contract_status="accepted", reason="")
     rejected = contract.rejected.assign(contract_status="rejected")
@@ -405,42 +425,72 @@ def replies(
     return drafted
 
 
-@asset(**_batch_table)
+@asset(**{k: v for k, v in _batch_table.items() if k not in ("io_manager_key", "metadata")})
 def outbox(
     context: AssetExecutionContext,
     raw_tickets: pd.DataFrame,
     routes: pd.DataFrame,
     replies: pd.DataFrame,
     opstore: OperationalStoreResource,
-) -> pd.DataFrame:
+    warehouse: DuckDBResource,
+    landing: LandingZoneResource,
+    model_registry: ModelRegistryResource,
+) -> MaterializeResult:
     """Every input ticket exactly once: ``ready``, ``awaiting_approval`` (refunds, legal threats, account
     changes wait for a person), ``human_review`` or ``rejected``, with why and what data was used.
-    Nothing is sent by this pipeline; a sender reads the ``ready`` and approved rows."""
+    Nothing is sent by this pipeline; a sender reads the ``ready`` and approved rows. The rows and their
+    ``outbox_written`` audit record are one warehouse transaction; the record is delivered to the audit
+    log right after, or by the next step that finds it pending."""
+    batch = context.partition_key
     accepted = _accepted(raw_tickets)
     rejected = raw_tickets[raw_tickets["contract_status"] == "rejected"][["ticket_id", "reason"]]
     result = compose_outbox(
         accepted, rejected, routes.drop(columns=["batch_id"]), replies.drop(columns=["batch_id"])
     )
-    result.insert(0, "batch_id", context.partition_key)
+    result.insert(0, "batch_id", batch)
     counts = {status: int((result["status"] == status).sum()) for status in OUTBOX_STATUSES}
-    append_audit_event(
-        opstore.store(),
+    record = AuditRecord.new(
+        "outbox_written",
         workflow=WORKFLOW,
-        event="outbox_written",
-        subject=context.partition_key,
+        subject=batch,
         details={"counts": counts, "cost_usd": float(result["cost_usd"].sum())},
         run_id=context.run.run_id,
     )
-    context.add_output_metadata(
-        {
+    store = opstore.store()
+    with warehouse.get_connection() as con:
+        create_tables(con)
+        deliver_pending_audit_or_warn(
+            store,
+            context.log,
+            warehouse=con,
+            registry=model_registry.registry(),
+            quarantine_root=landing.quarantine(WORKFLOW),
+        )
+        replace_batch_with_record(con, "outbox", batch, result, record)
+        try:
+            entry = deliver_outbox(con, store, record.event_id)[0]
+        except Exception as exc:  # any store failure: the record waits in the warehouse outbox
+            context.log.warning(f"audit delivery of {record.event_id} deferred: {exc}")
+            entry = None
+    audit = (
+        {"audit_seq": MetadataValue.int(entry.seq), "audit_hash": entry.entry_hash}
+        if entry
+        else {"audit_pending": True}
+    )
+    return MaterializeResult(
+        metadata={
             **{f"status_{s}": MetadataValue.int(n) for s, n in counts.items()},
             "cost_per_ticket_usd": MetadataValue.float(
                 round(float(result["cost_usd"].sum()) / max(len(result), 1), 6)
             ),
             "tickets": MetadataValue.int(len(result)),
+            "dagster/row_count": MetadataValue.int(len(result)),
+            "dataframe_columns": MetadataValue.table_schema(
+                TableSchema([TableColumn(name, str(result[name].dtype)) for name in column_names("outbox")])
+            ),
+            **audit,
         }
     )
-    return result
 
 
 SUPPORT_REFERENCE_ASSETS = [customers, orders, labelled_tickets, classifier]

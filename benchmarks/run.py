@@ -17,6 +17,8 @@ BENCHMARKS = {
     "fraud": "benchmarks.fraud",
     "router": "benchmarks.router",
     "maintenance": "benchmarks.maintenance",
+    "opstore": "benchmarks.opstore",
+    "feedback": "benchmarks.feedback",
 }
 
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestration_pipelines.opstore import OpStore
+from orchestration_pipelines.opstore import Cursor, OpStore
 
 if TYPE_CHECKING:
     import duckdb
@@ -32,25 +32,11 @@ if TYPE_CHECKING:
 
 GENESIS_HASH = "0" * 64
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq BIGINT PRIMARY KEY,
-    recorded_at TEXT NOT NULL,
-    workflow TEXT NOT NULL,
-    event TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    run_id TEXT,
-    details TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    entry_hash TEXT NOT NULL,
-    event_id TEXT UNIQUE
-)
-"""
 _COLUMNS = (
     "seq, recorded_at, workflow, event, subject, actor, run_id, details, prev_hash, entry_hash, event_id"
 )
 OUTBOX = "audit.outbox"  # in the warehouse, beside the effects it records
+CHAIN_LOCK = "audit_chain"  # appends to the hash chain run one at a time
 
 
 @dataclass(frozen=True)
@@ -98,25 +84,6 @@ def _hashed_fields(row: tuple) -> tuple:
     return (*row[:9], row[10]) if row[10] is not None else tuple(row[:9])
 
 
-def _ensure_schema(cur) -> None:
-    """Create the log, or add ``event_id`` to a log created before it existed (schema changes only then:
-    on PostgreSQL an ALTER locks the table even when it has nothing to do)."""
-    cur.execute(_DDL)
-    if cur.dialect == "sqlite":
-        columns = {row[1] for row in cur.execute("PRAGMA table_info(audit_log)").fetchall()}
-    else:
-        columns = {
-            row[0]
-            for row in cur.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_name = 'audit_log' AND table_schema = current_schema()"
-            ).fetchall()
-        }
-    if "event_id" not in columns:
-        cur.execute("ALTER TABLE audit_log ADD COLUMN event_id TEXT")
-        cur.execute("CREATE UNIQUE INDEX audit_log_event_id ON audit_log (event_id)")
-
-
 def _entry(row: tuple) -> AuditEntry:
     return AuditEntry(*row[:7], json.loads(row[7]), *row[8:11])
 
@@ -124,35 +91,41 @@ def _entry(row: tuple) -> AuditEntry:
 def append_audit_record(store: OpStore, record: AuditRecord) -> AuditEntry:
     """Append ``record`` once: a record whose ``event_id`` is already logged returns that entry.
 
-    The exclusive transaction keeps concurrent writers from forking the chain or adding one event twice.
+    The chain lock keeps concurrent writers from forking the chain or adding one event twice.
     """
+    with store.transaction(lock=CHAIN_LOCK) as cur:
+        return append_audit_in(cur, record)
+
+
+def append_audit_in(cur: Cursor, record: AuditRecord) -> AuditEntry:
+    """Append ``record`` inside the caller's transaction, so the entry commits or rolls back with the
+    effect it records (``cur`` must come from an exclusive transaction: SQLite has one writer)."""
     details_json = json.dumps(record.details, sort_keys=True, default=str)
-    with store.transaction(exclusive=True) as cur:
-        _ensure_schema(cur)
-        existing = cur.execute(
-            f"SELECT {_COLUMNS} FROM audit_log WHERE event_id = ?", [record.event_id]
-        ).fetchone()
-        if existing:
-            return _entry(existing)
-        last = cur.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-        recorded_at = datetime.now(UTC).isoformat()
-        row = (
-            seq,
-            recorded_at,
-            record.workflow,
-            record.event,
-            record.subject,
-            record.actor,
-            record.run_id,
-            details_json,
-            prev_hash,
-            None,
-            record.event_id,
-        )
-        entry_hash = _entry_hash(*_hashed_fields(row))
-        row = (*row[:9], entry_hash, record.event_id)
-        cur.execute(f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    cur.lock(CHAIN_LOCK)
+    existing = cur.execute(
+        f"SELECT {_COLUMNS} FROM audit_log WHERE event_id = ?", [record.event_id]
+    ).fetchone()
+    if existing:
+        return _entry(existing)
+    last = cur.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    recorded_at = datetime.now(UTC).isoformat()
+    row = (
+        seq,
+        recorded_at,
+        record.workflow,
+        record.event,
+        record.subject,
+        record.actor,
+        record.run_id,
+        details_json,
+        prev_hash,
+        None,
+        record.event_id,
+    )
+    entry_hash = _entry_hash(*_hashed_fields(row))
+    row = (*row[:9], entry_hash, record.event_id)
+    cur.execute(f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
     return _entry(row)
 
 
@@ -175,13 +148,23 @@ def append_audit_event(
 
 def _rows(store: OpStore, where: str = "", params: tuple = ()) -> list[tuple]:
     with store.transaction() as cur:
-        _ensure_schema(cur)
         return cur.execute(f"SELECT {_COLUMNS} FROM audit_log {where} ORDER BY seq", params).fetchall()
 
 
-def read_audit_log(store: OpStore, workflow: str | None = None) -> list[AuditEntry]:
-    rows = _rows(store, "WHERE workflow = ?", (workflow,)) if workflow else _rows(store)
-    return [_entry(row) for row in rows]
+def read_audit_log(
+    store: OpStore, workflow: str | None = None, subjects: Collection[str] | None = None
+) -> list[AuditEntry]:
+    """Entries in chain order, optionally of one workflow and/or about some subjects (e.g. one case)."""
+    clauses, params = [], []
+    if workflow:
+        clauses.append("workflow = ?")
+        params.append(workflow)
+    if subjects is not None:
+        subjects = list(subjects) or [None]  # no subjects: nothing matches
+        clauses.append(f"subject IN ({', '.join('?' * len(subjects))})")
+        params.extend(subjects)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return [_entry(row) for row in _rows(store, where, tuple(params))]
 
 
 def verify_audit_chain(store: OpStore) -> list[int]:
@@ -205,7 +188,6 @@ def _logged_event_ids(store: OpStore, event_ids: list[str]) -> set[str]:
         return set()
     marks = ", ".join("?" * len(event_ids))
     with store.transaction() as cur:
-        _ensure_schema(cur)
         rows = cur.execute(f"SELECT event_id FROM audit_log WHERE event_id IN ({marks})", event_ids)
         return {event_id for (event_id,) in rows.fetchall()}
 
@@ -355,6 +337,16 @@ def deliver_pending_audit(
     if quarantine_root is not None and quarantine_root.exists():
         entries += deliver_records(store, pending_quarantine_records(quarantine_root))
     return entries
+
+
+def deliver_pending_audit_or_warn(store: OpStore, log, **sources) -> None:
+    """``deliver_pending_audit`` at the start of an effect's step: records earlier effects could not
+    deliver go first, and a store still down is a warning, never a reason to stop the step."""
+    try:
+        if delivered := deliver_pending_audit(store, **sources):
+            log.info(f"delivered {len(delivered)} pending audit record(s)")
+    except Exception as exc:  # the step's own delivery reports the outage
+        log.warning(f"pending audit records not delivered yet: {exc}")
 
 
 # --- Anchors: the chain head as recorded in the orchestrator's own event log ---------------------

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from orchestration_pipelines.learning import cli as learning_cli
 from orchestration_pipelines.maintenance import cli as maintenance_cli
+from orchestration_pipelines.review import actions_cli
 from orchestration_pipelines.settings import paths
 
 
@@ -176,17 +178,33 @@ def cmd_audit(args: argparse.Namespace) -> None:
     print(f"audit chain intact and consistent with {len(anchors)} anchor(s)")
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    from orchestration_pipelines.demo import run_fraud_demo
+def cmd_opstore(args: argparse.Namespace) -> None:
+    from orchestration_pipelines.migrations import head_revision
+    from orchestration_pipelines.opstore import OpStore
+    from orchestration_pipelines.settings import default_opstore_url
 
-    run_fraud_demo(n_accounts=args.accounts, with_bad_file=args.with_bad_file)
+    store = OpStore(default_opstore_url())
+    if args.opstore_command == "upgrade":
+        print(f"{store}: upgraded to revision {store.migrate()}")
+    else:
+        current = store.current_revision()
+        state = "up to date" if current == head_revision() else f"behind head {head_revision()}"
+        print(f"{store}: revision {current or 'none (never migrated)'} ({state})")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from orchestration_pipelines.demo import run_demo
+
+    run_demo(n_accounts=args.accounts, with_bad_file=args.with_bad_file)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orchestration-pipelines", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="generate demo data and run the fraud workflow through Dagster")
+    demo = sub.add_parser(
+        "demo", help="generate demo data; run fraud, support and a maintenance day through Dagster"
+    )
     demo.add_argument("--accounts", type=int, default=5000)
     demo.add_argument(
         "--with-bad-file", action="store_true", help="also land a malformed file to see quarantine"
@@ -236,11 +254,26 @@ def build_parser() -> argparse.ArgumentParser:
         "the fraud/decisions and fraud/model materializations of the Dagster instance (DAGSTER_HOME)",
     ).set_defaults(func=cmd_audit)
 
+    opstore = sub.add_parser("opstore", help="the operational store's schema (OP_OPSTORE_URL)")
+    opstore_sub = opstore.add_subparsers(dest="opstore_command", required=True)
+    opstore_sub.add_parser(
+        "upgrade", help="apply pending migrations (also done automatically on first use)"
+    ).set_defaults(func=cmd_opstore)
+    opstore_sub.add_parser("current", help="print the schema revision the store is at").set_defaults(
+        func=cmd_opstore
+    )
+
     maintenance_cli.add_parser(sub)
+    actions_cli.add_parser(sub)
+    learning_cli.add_parser(sub)
 
     from orchestration_pipelines.support.cli import add_support_commands
 
     add_support_commands(sub)
+
+    from orchestration_pipelines.review.cli import add_review_commands
+
+    add_review_commands(sub)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""The end-to-end demo behind ``make demo``: runs launched through the Dagster instance, then a summary.
+"""The end-to-end demo behind ``make demo``: fraud, support and a maintenance day, run through the Dagster
+instance, then a summary of each.
 
 Every run is submitted to the instance in ``DAGSTER_HOME`` and started by its run launcher in a process
 of its own, as the landing sensor's runs are, so the runs appear in the UI's Overview timeline. The demo
@@ -26,14 +27,23 @@ from dagster._core.workspace.load_target import ModuleTarget
 
 from assets.fraud import LANDING_SHA_TAG, WORKFLOW, fraud_batches
 from assets.fraud_lifecycle import plan_batches
+from assets.support import LANDING_SHA_TAG as SUPPORT_LANDING_SHA_TAG
+from assets.support import WORKFLOW as SUPPORT
+from assets.support import already_ingested as support_already_ingested
+from assets.support import support_batches
 from orchestration_pipelines.audit import read_audit_log, verify_audit_chain
 from orchestration_pipelines.batch_lifecycle import BatchState
 from orchestration_pipelines.definitions import build_definitions
 from orchestration_pipelines.fraud.generator import write_demo_files
 from orchestration_pipelines.landing import LandedFile, scan_landing
+from orchestration_pipelines.maintenance.alerts import HUMAN_REVIEW, SUPPRESSED, WORK_ORDER
+from orchestration_pipelines.maintenance.generator import write_demo_files as write_maintenance_demo_files
+from orchestration_pipelines.maintenance.work_orders import MaintenanceSystem
 from orchestration_pipelines.model_registry import ModelRegistry
 from orchestration_pipelines.opstore import OpStore
+from orchestration_pipelines.review import list_items
 from orchestration_pipelines.settings import default_opstore_url, paths
+from orchestration_pipelines.support.generator import write_demo_files as write_support_files
 
 CODE_LOCATION = "orchestration_pipelines"  # as in workspace.yaml, so the UI ties the runs to it
 RUN_TIMEOUT_SECONDS = 600
@@ -85,7 +95,20 @@ def wait_for_runs(instance: DagsterInstance, run_ids: list[str]) -> dict[str, Da
         time.sleep(1)
 
 
-def run_fraud_demo(n_accounts: int = 5000, with_bad_file: bool = False) -> None:
+def run_demo(n_accounts: int = 5000, with_bad_file: bool = False, support_batch_size: int = 200) -> None:
+    """Fraud, then support, then a maintenance day, through one instance and one loaded code location."""
+    with launching_instance() as (instance, workspace):
+        print(f"Dagster instance: {instance.root_directory}\nData: {paths().data_dir}")
+        run_fraud_demo(instance, workspace, n_accounts, with_bad_file)
+        run_support_demo(instance, workspace, support_batch_size)
+        maintenance_day, maintenance_run = run_maintenance_demo(instance, workspace)
+    print_maintenance_summary(maintenance_day, maintenance_run)
+    print("\nNext: `make ui` and open http://127.0.0.1:3000 for runs, lineage, checks and metadata.")
+
+
+def run_fraud_demo(
+    instance: DagsterInstance, workspace: BaseWorkspaceRequestContext, n_accounts: int, with_bad_file: bool
+) -> None:
     layout = paths()
     landing = layout.landing(WORKFLOW)
     landing.mkdir(parents=True, exist_ok=True)
@@ -96,33 +119,129 @@ def run_fraud_demo(n_accounts: int = 5000, with_bad_file: bool = False) -> None:
             (Path(arriving) / "transactions_broken.csv").write_text(
                 "transaction_id,account_id,amount\nX1,A1,not-a-number\nX1,A2,12.5\n"
             )
-        with launching_instance() as (instance, workspace):
-            print(f"Dagster instance: {instance.root_directory}\nData: {layout.data_dir}")
-            print(
-                "\n[1/2] fraud_training_job: labelled history -> model candidate -> check -> promoted model"
+        print("\n[1/6] fraud_training_job: labelled history -> model candidate -> check -> promoted model")
+        run_or_stop(instance, workspace, "fraud_training_job")
+        to_score = land_unfinished(instance, Path(arriving), landing, layout.quarantine(WORKFLOW))
+        print(f"\n[2/6] fraud_scoring_job: {len(to_score)} new landing file(s), one partition each")
+        instance.add_dynamic_partitions(fraud_batches.name, [f.name for f in to_score])
+        runs = {
+            f.name: submit(
+                instance,
+                workspace,
+                "fraud_scoring_job",
+                {"dagster/partition": f.name, LANDING_SHA_TAG: f.sha256},
             )
-            training = submit(instance, workspace, "fraud_training_job")
-            status = wait_for_runs(instance, [training])[training]
-            print(f"      run {training}: {'ok' if status == DagsterRunStatus.SUCCESS else 'FAILED'}")
-            if status != DagsterRunStatus.SUCCESS:
-                raise SystemExit("training failed; see the run in the Dagster UI (make ui)")
-            to_score = land_unfinished(instance, Path(arriving), landing, layout.quarantine(WORKFLOW))
-            print(f"\n[2/2] fraud_scoring_job: {len(to_score)} new landing file(s), one partition each")
-            instance.add_dynamic_partitions(fraud_batches.name, [f.name for f in to_score])
-            runs = {
-                f.name: submit(
-                    instance,
-                    workspace,
-                    "fraud_scoring_job",
-                    {"dagster/partition": f.name, LANDING_SHA_TAG: f.sha256},
-                )
-                for f in to_score
-            }
-            statuses = wait_for_runs(instance, list(runs.values()))
+            for f in to_score
+        }
+        statuses = wait_for_runs(instance, list(runs.values()))
     for name, run_id in runs.items():
         ok = statuses[run_id] == DagsterRunStatus.SUCCESS
         print(f"      {name}: run {run_id} {'ok' if ok else 'FAILED (see quarantine)'}")
     print_summary(labelled)
+
+
+def run_or_stop(instance: DagsterInstance, workspace: BaseWorkspaceRequestContext, job_name: str) -> None:
+    """Launch one unpartitioned run and wait for it; the demo cannot go on without it."""
+    run_id = submit(instance, workspace, job_name)
+    status = wait_for_runs(instance, [run_id])[run_id]
+    print(f"      run {run_id}: {'ok' if status == DagsterRunStatus.SUCCESS else 'FAILED'}")
+    if status != DagsterRunStatus.SUCCESS:
+        raise SystemExit(f"{job_name} failed; see the run in the Dagster UI (make ui)")
+
+
+def run_support_demo(
+    instance: DagsterInstance, workspace: BaseWorkspaceRequestContext, batch_size: int
+) -> None:
+    """Support triage without an API key: the local classifier answers with templated replies, and what
+    it cannot answer safely goes to a person. Runs are launched as the landing sensor launches them."""
+    layout = paths()
+    landing = layout.landing(SUPPORT)
+    landing.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=landing.parent, prefix=".arriving-") as arriving:
+        write_support_files(
+            layout.history(SUPPORT), Path(arriving), tickets=2000, batches=2, batch_size=batch_size, seed=7
+        )
+        print("\n[3/6] support_training_job: customers, orders, labelled tickets -> ticket classifier")
+        run_or_stop(instance, workspace, "support_training_job")
+        for path in Path(arriving).iterdir():  # a rename: the landing folder never sees half a file
+            path.rename(landing / path.name)
+    owed = [f for f in scan_landing(landing) if not support_already_ingested(instance, f.name, f.sha256)]
+    print(f"\n[4/6] support_triage_job: {len(owed)} new ticket file(s), one partition each")
+    instance.add_dynamic_partitions(support_batches.name, [f.name for f in owed])
+    runs = {
+        f.name: submit(
+            instance,
+            workspace,
+            "support_triage_job",
+            {"dagster/partition": f.name, SUPPORT_LANDING_SHA_TAG: f.sha256},
+        )
+        for f in owed
+    }
+    statuses = wait_for_runs(instance, list(runs.values()))
+    for name, run_id in runs.items():
+        print(
+            f"      {name}: run {run_id} {'ok' if statuses[run_id] == DagsterRunStatus.SUCCESS else 'FAILED'}"
+        )
+    print_support_summary()
+
+
+def print_support_summary() -> None:
+    with duckdb.connect(str(paths().warehouse), read_only=True) as con:
+        routes = con.execute(
+            "SELECT route, count(*) AS tickets FROM support.routes GROUP BY route ORDER BY tickets DESC"
+        ).fetchall()
+        states = con.execute(
+            "SELECT batch_id, status, count(*) AS tickets FROM support.outbox GROUP BY batch_id, status"
+        ).df()
+    print("\nTickets per route (no LLM tier configured): " + ", ".join(f"{r} {n}" for r, n in routes))
+    table = states.pivot_table(
+        index="batch_id", columns="status", values="tickets", aggfunc="sum", fill_value=0
+    )
+    print("Outbox per final state (published table support.outbox):")
+    print(table.to_string())
+    print(
+        "  ready: templated reply citing a knowledge-base article; awaiting_approval: a person approves "
+        "first (refunds, legal threats, account changes); human_review: a person answers; rejected: "
+        "failed the ticket contract"
+    )
+
+
+def run_maintenance_demo(
+    instance: DagsterInstance, workspace: BaseWorkspaceRequestContext
+) -> tuple[str, str]:
+    """Train the plant's anomaly models on five healthy days, then run the next day: (day, its run id)."""
+    layout = paths()
+    first_day = write_maintenance_demo_files(layout.history("maintenance"), layout.landing("maintenance"))
+    day = f"{first_day:%Y-%m-%d}"
+    print("\n[5/6] maintenance_training_job: healthy plant history -> candidate -> check -> promoted models")
+    run_or_stop(instance, workspace, "maintenance_training_job")
+    print(f"\n[6/6] maintenance_daily_job: plant day {day} -> alerts -> work orders")
+    run_id = submit(instance, workspace, "maintenance_daily_job", {"dagster/partition": day})
+    ok = wait_for_runs(instance, [run_id])[run_id] == DagsterRunStatus.SUCCESS
+    print(f"      run {run_id}: {'ok' if ok else 'FAILED'}")
+    if not ok:
+        raise SystemExit("the maintenance day failed; see the run in the Dagster UI (make ui)")
+    return day, run_id
+
+
+def print_maintenance_summary(day: str, run_id: str) -> None:
+    """What the plant day produced: work orders opened (with evidence) and alerts waiting for a person."""
+    layout = paths()
+    with duckdb.connect(str(layout.warehouse), read_only=True) as con:
+        statuses = dict(
+            con.execute(
+                "SELECT status, count(*) FROM maintenance.alerts WHERE day = ? GROUP BY 1", [day]
+            ).fetchall()
+        )
+    system = MaintenanceSystem(OpStore(default_opstore_url()), None)
+    opened_today = [o for o in system.work_orders() if o["run_id"] == run_id]
+    orders = statuses.get(WORK_ORDER, 0)
+    print(
+        f"\nMaintenance day {day}: {orders} work order{'s' if orders != 1 else ''} "
+        f"({len(opened_today)} newly opened), {statuses.get(HUMAN_REVIEW, 0)} sent to human review, "
+        f"{statuses.get(SUPPRESSED, 0)} suppressed (machine already has an open work order)"
+    )
+    print(f"Evidence plots: {layout.data_dir / 'evidence' / 'maintenance'}; table maintenance.alerts")
 
 
 def land_unfinished(
@@ -165,6 +284,10 @@ def print_summary(labelled: dict[str, pd.DataFrame]) -> None:
         f"Audit log: {len(entries)} fraud events, "
         f"hash chain {'intact' if not broken else f'BROKEN at {broken}'}"
     )
+    waiting = list_items(store, workflow="fraud")
+    kinds = pd.Series([item.kind for item in waiting], dtype="object").value_counts().to_dict()
+    print(f"Review inbox: {len(waiting)} fraud item(s) waiting for a person {kinds}; "
+          "`orchestration-pipelines review list` shows them")  # fmt: skip
     quarantined = sorted(p.name for p in layout.quarantine("fraud").glob("*.reason.json"))
     if quarantined:
         print(f"Quarantined: {quarantined} in {layout.quarantine('fraud')}")
@@ -172,4 +295,3 @@ def print_summary(labelled: dict[str, pd.DataFrame]) -> None:
         f"\nWarehouse: {layout.warehouse}  (tables fraud.transactions, fraud.features, fraud.scores, "
         "fraud.decisions_staging, fraud.decisions)"
     )
-    print("Next: `make ui` and open http://127.0.0.1:3000 for runs, lineage, checks and metadata.")

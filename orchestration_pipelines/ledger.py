@@ -20,29 +20,6 @@ from orchestration_pipelines.opstore import OpStore
 # What happened to one request: ``retried``/``fell_back``/``failed`` say what the gateway did next.
 Outcome = Literal["reserved", "ok", "retried", "fell_back", "failed", "over_budget"]
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS llm_ledger (
-    call_id TEXT PRIMARY KEY,
-    recorded_at TEXT NOT NULL,
-    day TEXT NOT NULL,
-    workflow TEXT NOT NULL,
-    asset TEXT,
-    run_id TEXT,
-    partition_key TEXT,
-    tier TEXT NOT NULL,
-    model TEXT NOT NULL,
-    prompt_id TEXT NOT NULL,
-    prompt_version TEXT NOT NULL,
-    input_tokens BIGINT NOT NULL,
-    output_tokens BIGINT NOT NULL,
-    cost_usd DOUBLE PRECISION NOT NULL,
-    latency_ms DOUBLE PRECISION NOT NULL,
-    cache_hit BIGINT NOT NULL,
-    outcome TEXT NOT NULL,
-    error TEXT
-)
-"""
-
 
 @dataclass(frozen=True)
 class CallContext:
@@ -103,8 +80,6 @@ class CostLedger:
         self.store = store
         self.daily_budget_usd = daily_budget_usd
         self.workflow_budgets_usd = dict(workflow_budgets_usd)
-        with store.transaction(exclusive=True) as cur:
-            cur.execute(_DDL)
 
     def budget_for(self, workflow: str) -> float:
         return self.workflow_budgets_usd.get(workflow, self.daily_budget_usd)
@@ -120,7 +95,7 @@ class CostLedger:
     def reserve(self, ctx: CallContext, subject: CallSubject, worst_case_usd: float) -> str | None:
         """Reserve a request's worst-case cost; ``None`` (and an ``over_budget`` row) when it does not fit."""
         day = today()
-        with self.store.transaction(exclusive=True) as cur:
+        with self.store.transaction(lock=f"llm_budget:{ctx.workflow}") as cur:
             fits = worst_case_usd == 0 or (
                 self._spent(cur, ctx.workflow, day) + worst_case_usd <= self.budget_for(ctx.workflow)
             )

@@ -23,6 +23,11 @@ class Paths:
     def models(self) -> Path:
         return Path(os.environ.get("OP_MODEL_DIR", self.data_dir / "models"))
 
+    @property
+    def evidence(self) -> Path:
+        """Evidence images for review items (maintenance plots); the inbox serves files from here only."""
+        return Path(os.environ.get("OP_EVIDENCE_DIR", self.data_dir / "evidence"))
+
     def landing(self, workflow: str) -> Path:
         return self.data_dir / "landing" / workflow
 

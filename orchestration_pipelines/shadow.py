@@ -17,22 +17,7 @@ from typing import Any
 from orchestration_pipelines.audit import append_audit_event
 from orchestration_pipelines.opstore import OpStore
 
-_DDL = (
-    """CREATE TABLE IF NOT EXISTS llm_active_versions (
-        kind TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, payload TEXT,
-        promoted_at TEXT NOT NULL, actor TEXT NOT NULL, PRIMARY KEY (kind, name))""",
-    """CREATE TABLE IF NOT EXISTS shadow_results (
-        experiment TEXT NOT NULL, variant TEXT NOT NULL, item_id TEXT NOT NULL, version TEXT NOT NULL,
-        output TEXT, route TEXT NOT NULL, cost_usd DOUBLE PRECISION NOT NULL, label TEXT,
-        recorded_at TEXT NOT NULL, PRIMARY KEY (experiment, variant, item_id))""",
-)
 ACTIVE, CANDIDATE = "active", "candidate"
-
-
-def _ensure_schema(store: OpStore) -> None:
-    with store.transaction(exclusive=True) as cur:
-        for ddl in _DDL:
-            cur.execute(ddl)
 
 
 @dataclass(frozen=True)
@@ -45,7 +30,6 @@ class ActiveVersion:
 
 def active_version(store: OpStore, kind: str, name: str) -> ActiveVersion | None:
     """The promoted version of a prompt, router policy or model; ``None`` means the shipped default."""
-    _ensure_schema(store)
     with store.transaction() as cur:
         row = cur.execute(
             "SELECT version, payload, promoted_at, actor FROM llm_active_versions"
@@ -91,7 +75,6 @@ def run_shadow(
 
     A failing candidate is recorded as ``error`` and never disturbs the active path.
     """
-    _ensure_schema(store)
     acted_on: dict[str, VariantOutcome] = {}
     rows = []
     for item_id, item in items:
@@ -152,7 +135,6 @@ def _route_shares(routes: list[str]) -> dict[str, float]:
 
 
 def compare(store: OpStore, experiment_key: str) -> ShadowComparison:
-    _ensure_schema(store)
     with store.transaction() as cur:
         rows = cur.execute(
             "SELECT item_id, variant, output, route, cost_usd, label FROM shadow_results"
@@ -187,7 +169,6 @@ def compare(store: OpStore, experiment_key: str) -> ShadowComparison:
 
 
 def list_experiments(store: OpStore) -> list[str]:
-    _ensure_schema(store)
     with store.transaction() as cur:
         return [
             row[0]
@@ -244,11 +225,11 @@ def promote(
     _check_version_exists(kind, name, version, payload, known_versions)
     previous = active_version(store, kind, name)
     promoted_at = datetime.now(UTC).isoformat()
-    with store.transaction(exclusive=True) as cur:
-        cur.execute("DELETE FROM llm_active_versions WHERE kind = ? AND name = ?", (kind, name))
+    with store.transaction() as cur:
         cur.execute(
             "INSERT INTO llm_active_versions (kind, name, version, payload, promoted_at, actor)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET version = excluded.version,"
+            " payload = excluded.payload, promoted_at = excluded.promoted_at, actor = excluded.actor",
             (kind, name, version, json.dumps(payload) if payload is not None else None, promoted_at, actor),
         )
     append_audit_event(

@@ -4,8 +4,8 @@ Tiers come from ``OP_LLM_<TIER>_*`` environment variables (``small`` and ``stron
 ``OP_LLM_<TIER>_BASE_URL`` is unset is simply not configured, and with no tier at all the product runs
 on local models and human review (the embedded default). API keys are ``EnvVar``s, so the UI shows the
 variable's name, never its value. Assets that call a model use ``pool=LLM_POOL``: the instance's pool
-limit caps concurrent callers across runs so parallel runs stay within the provider's limits, while the
-per-tier rate limiter paces the requests of each process.
+limit caps concurrent callers across runs, and the per-tier rate limiter, whose buckets live in the
+operational store, paces the requests of all runs together.
 """
 
 from __future__ import annotations

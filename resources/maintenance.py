@@ -34,10 +34,12 @@ class MaintenanceSystemResource(ConfigurableResource):
     webhook_url: str = ""
     attempts: int = 5
     backoff_seconds: float = 1.0
+    timeout_seconds: float = 10.0
 
     def system(self) -> MaintenanceSystem:
+        """Also the actions outbox's connector for ``open_work_order``."""
         return MaintenanceSystem(OpStore(self.opstore_url), self.webhook_url or None, self.attempts,
-                                 self.backoff_seconds)  # fmt: skip
+                                 self.backoff_seconds, self.timeout_seconds)  # fmt: skip
 
 
 class NotifierResource(ConfigurableResource):

@@ -88,3 +88,13 @@ def trained_builtin(small_world):
     from orchestration_pipelines.fraud import train_builtin
 
     return train_builtin(small_world.history)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def opstore(request, tmp_path):
+    """A fresh operational store on each dialect."""
+    from orchestration_pipelines.opstore import OpStore
+
+    if request.param == "sqlite":
+        return OpStore(f"sqlite:///{tmp_path / 'ops.sqlite'}")
+    return OpStore(request.getfixturevalue("postgres_database")["url"])

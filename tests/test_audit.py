@@ -4,6 +4,7 @@ import sqlite3
 import threading
 
 import pytest
+from opstore_helpers import LEGACY_DDL, execute_raw
 
 from orchestration_pipelines.audit import (
     AuditAnchor,
@@ -106,13 +107,13 @@ def test_a_log_written_before_event_ids_gains_the_column_and_keeps_verifying(sto
         "0" * 64,
     )
     old_hash = hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
-    with store.transaction(exclusive=True) as cur:
-        cur.execute(
-            "CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, recorded_at TEXT NOT NULL, "
-            "workflow TEXT NOT NULL, event TEXT NOT NULL, subject TEXT NOT NULL, actor TEXT NOT NULL, "
-            "run_id TEXT, details TEXT NOT NULL, prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL)"
-        )
-        cur.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [*fields, old_hash])
+    execute_raw(  # as the code before migrations left it: the store must adopt it on first use
+        store.url,
+        [
+            (LEGACY_DDL[0], ()),
+            ("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [*fields, old_hash]),
+        ],
+    )
     assert append_audit_record(store, record(2)).prev_hash == old_hash
     assert append_audit_record(store, record(2)).seq == 2  # idempotent on the migrated log too
     assert [e.event_id for e in read_audit_log(store)] == [None, "batch_published:2"]

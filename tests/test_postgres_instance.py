@@ -9,6 +9,7 @@ from assets.fraud import fraud_batches
 from orchestration_pipelines.audit import read_audit_log, verify_audit_chain
 from orchestration_pipelines.definitions import build_definitions, build_resources
 from orchestration_pipelines.opstore import OpStore
+from orchestration_pipelines.review import list_items
 from sensors.fraud import fraud_landing_sensor
 
 pytestmark = pytest.mark.postgres
@@ -68,5 +69,9 @@ def test_full_fraud_workflow_on_a_postgres_backed_instance(
         assert fraud_landing_sensor(context).run_requests == []
 
     store = OpStore(postgres_database["url"])  # the audit log shares the production database
-    assert [e.event for e in read_audit_log(store, "fraud")] == ["model_promoted", "batch_published"]
+    events = [e.event for e in read_audit_log(store, "fraud")]
+    assert events[:2] == ["model_promoted", "batch_published"]
+    # then the scoring job's review items, in the same database as Dagster's own tables
+    assert set(events[2:]) == {"review_item_raised"}
+    assert len(events) - 2 == len(list_items(store, workflow="fraud")) > 0
     assert verify_audit_chain(store) == []

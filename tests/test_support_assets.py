@@ -192,3 +192,70 @@ def test_a_partition_key_that_leaves_the_landing_folder_is_refused(data_env, ins
     assert "unsafe file name" in failure.event_specific_data.error.message
     assert victim.read_text() == "id,customer_id\n1,C1\n"
     assert not (data_env / "quarantine").exists()
+
+
+UNREACHABLE_STORE = "postgresql://postgres@127.0.0.1:9/nothing_listens_here"
+
+
+def support_audit(data_env, event: str) -> list:
+    store = OpStore(f"sqlite:///{data_env / 'opstore.sqlite'}")
+    return [e for e in read_audit_log(store, "support") if e.event == event]
+
+
+def test_outbox_quarantine_and_promotion_keep_their_audit_records_while_the_store_is_down(
+    data_env, demo, instance, monkeypatch
+):
+    """Each effect carries its audit record; a store outage delays the entries and never loses them."""
+    landing = data_env / "landing" / "support"
+    (landing / "broken.parquet").write_bytes(b"not a parquet file")
+    instance.add_dynamic_partitions(support_batches.name, ["tickets_001.csv", "broken.parquet"])
+    resources = build_resources()
+    assert materialize(SUPPORT_REFERENCE_ASSETS, resources=resources, instance=instance).success
+    before_outbox = [a for a in SUPPORT_BATCH_ASSETS if a.key != AssetKey(["support", "outbox"])]
+    assert materialize(
+        [*SUPPORT_BATCH_ASSETS, *SUPPORT_REFERENCE_ASSETS],
+        selection=before_outbox,
+        partition_key="tickets_001.csv",
+        resources=resources,
+        instance=instance,
+    ).success
+    with monkeypatch.context() as down:
+        down.setenv("OP_OPSTORE_URL", UNREACHABLE_STORE)
+        while_down = build_resources()
+        assert materialize(
+            [*SUPPORT_BATCH_ASSETS, *SUPPORT_REFERENCE_ASSETS],
+            selection=[SUPPORT_BATCH_ASSETS[-1]],
+            partition_key="tickets_001.csv",
+            resources=while_down,
+            instance=instance,
+        ).success
+        assert not materialize(
+            [SUPPORT_BATCH_ASSETS[0]],
+            partition_key="broken.parquet",
+            resources=while_down,
+            instance=instance,
+            raise_on_error=False,
+        ).success
+        assert materialize(SUPPORT_REFERENCE_ASSETS, resources=while_down, instance=instance).success
+    assert len(outbox_rows(data_env, "tickets_001.csv")) > 0  # the effect happened
+    assert metadata(instance, "outbox")["audit_pending"] is True
+    reason = json.loads((data_env / "quarantine" / "support" / "broken.parquet.reason.json").read_text())
+    assert reason["audit"]["event"] == "batch_quarantined"
+    assert support_audit(data_env, "outbox_written") == support_audit(data_env, "batch_quarantined") == []
+
+    # The store is back: the next outbox step delivers what waited, each exactly once.
+    for _ in range(2):
+        assert materialize(
+            [*SUPPORT_BATCH_ASSETS, *SUPPORT_REFERENCE_ASSETS],
+            selection=[SUPPORT_BATCH_ASSETS[-1]],
+            partition_key="tickets_001.csv",
+            resources=resources,
+            instance=instance,
+        ).success
+    written = support_audit(data_env, "outbox_written")
+    assert [e.subject for e in written] == ["tickets_001.csv"] * 3  # one per outbox written, none lost
+    assert len({e.event_id for e in written}) == 3
+    assert [e.subject for e in support_audit(data_env, "batch_quarantined")] == ["broken.parquet"]
+    promotions = support_audit(data_env, "model_promoted")
+    assert len(promotions) == 1  # the first classifier; later versions are not promoted automatically
+    assert "audit_seq" in metadata(instance, "outbox")

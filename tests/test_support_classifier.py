@@ -15,7 +15,13 @@ from orchestration_pipelines.audit import read_audit_log
 from orchestration_pipelines.cli import main
 from orchestration_pipelines.model_registry import ModelRegistry
 from orchestration_pipelines.opstore import OpStore
-from orchestration_pipelines.support.classifier import MODEL_NAME, ticket_texts, train_classifier
+from orchestration_pipelines.support.classifier import (
+    MODEL_NAME,
+    WordGramTfidf,
+    ticket_texts,
+    train_classifier,
+    words_and_char_grams,
+)
 from orchestration_pipelines.support.generator import generate_tickets
 
 
@@ -136,3 +142,20 @@ def test_support_train_cli_trains_saves_and_promotes_with_an_audit_event(data_en
 def test_support_promote_refuses_an_unknown_version(data_env):
     with pytest.raises(SystemExit, match="no version"):
         main(["support", "promote", "20250101T000000-deadbeef"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_fast_transform_gives_the_same_matrix_as_the_tfidf_vectorizer(clean_tickets, dtype):
+    fitted_on = ticket_texts(clean_tickets.iloc[:400])
+    texts = [
+        *ticket_texts(generate_tickets(200, seed=9, typo_rate=0.2)),  # words never seen in fitting
+        "",
+        "!!! ???",
+        "Ünïcödé wörds and refund refund refund",
+    ]
+    fast = WordGramTfidf(min_df=2, dtype=dtype).fit(fitted_on)
+    reference = TfidfVectorizer(analyzer=words_and_char_grams, min_df=2, sublinear_tf=True, dtype=dtype)
+    expected = reference.fit(fitted_on).transform(texts)
+    got = fast.transform(texts)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert abs(got - expected).max() < 1e-6

@@ -131,11 +131,24 @@ def train_on_table(
     return version, result
 
 
-def train_builtin(history: pd.DataFrame) -> TrainingResult:
-    """Train the built-in model on labelled transactions, holding out the latest 20% of time."""
+def train_builtin(history: pd.DataFrame, *, seed: int = 0) -> TrainingResult:
+    """Train the built-in model on labelled transactions, holding out the latest 20% of time.
+
+    Optional columns ``sample_weight`` and ``train_only`` (rows that always train, never judge: see
+    ``orchestration_pipelines.learning.fraud``) pass through to ``train_fraud_model``.
+    """
     features = compute_features(history)
-    features["is_fraud"] = history["is_fraud"].to_numpy()
-    return train_fraud_model(features, FEATURE_COLUMNS, time_column="timestamp")
+    extra = [c for c in ("sample_weight", "train_only") if c in history.columns]
+    for column in ["is_fraud", *extra]:
+        features[column] = history[column].to_numpy()
+    return train_fraud_model(
+        features,
+        FEATURE_COLUMNS,
+        time_column="timestamp",
+        seed=seed,
+        weight_column="sample_weight" if "sample_weight" in extra else None,
+        train_only_column="train_only" if "train_only" in extra else None,
+    )
 
 
 @dataclass(frozen=True)

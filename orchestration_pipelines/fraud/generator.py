@@ -4,6 +4,8 @@ Legitimate behaviour comes from a fixed population of accounts (home country, sp
 devices, favourite merchant categories, daily rhythm). Fraud is injected as the four patterns
 analysts see most: card-testing bursts, impossible travel, account takeover on a new device and a
 high amount at a merchant category the account never uses. The fraud share stays well under 1%.
+An emerging pattern (``EMERGING_PATTERNS``) appears only when asked for: fraud the history never
+showed, which a model trained on that history misses until analysts' corrections teach it.
 """
 
 from __future__ import annotations
@@ -239,6 +241,33 @@ def _new_category_high_amount(rng, pop, start, days, n_target: int) -> pd.DataFr
     )
 
 
+def _night_cash_out(rng, pop, start, days, n_target: int) -> pd.DataFrame:
+    """A cloned card emptied at home: a few ATM withdrawals within the hour in the small hours,
+    each somewhat above the account's usual amount, on the account's own device and country."""
+    sprees = max(n_target // 3, 1)
+    sizes = rng.integers(2, 5, sprees)
+    acc = np.repeat(rng.integers(0, pop.size, sprees), sizes)
+    n = len(acc)
+    night = rng.integers(0, max(int(np.ceil(days)), 1), sprees) * 86400 + rng.integers(1, 5, sprees) * 3600
+    ts = start.value + (np.repeat(night, sizes) + rng.integers(0, 2700, n)).astype("int64") * 1_000_000_000
+    return _frame(
+        pop,
+        acc,
+        np.minimum(ts, start.value + int(days * 86400e9) - 1),
+        amount=np.exp(pop.log_amount_mean[acc] + rng.uniform(0.3, 0.9, n)),
+        mcc=np.full(n, "6011"),  # automated cash disbursement
+        country=pop.usual_country[acc],
+        channel=np.full(n, "atm"),
+        device=np.char.add(np.char.replace(pop.account_id[acc], "A", "D"), "0"),
+        card=np.zeros(n, dtype=int),
+        pattern="night_cash_out",
+    )
+
+
+# Patterns absent from PATTERN_SHARES: generated only in the numbers asked for.
+EMERGING_PATTERNS = {"night_cash_out": _night_cash_out}
+
+
 def generate_transactions(
     pop: AccountPopulation,
     start: str | pd.Timestamp,
@@ -246,10 +275,12 @@ def generate_transactions(
     seed: int,
     fraud_rate: float = 0.003,
     id_prefix: str = "T",
+    emerging: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """Labelled transactions of ``pop`` over ``days`` from ``start``, sorted by time.
 
-    ``is_fraud`` and ``fraud_pattern`` are the labels; drop them to make a landing batch.
+    ``is_fraud`` and ``fraud_pattern`` are the labels; drop them to make a landing batch. ``emerging``
+    adds about that many cases of each named ``EMERGING_PATTERNS`` pattern.
     """
     rng = np.random.default_rng(seed)
     start = pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tzinfo is None else pd.Timestamp(start)
@@ -264,6 +295,10 @@ def generate_transactions(
             _account_takeover(rng, pop, start, days, share["account_takeover"]),
             _new_category_high_amount(rng, pop, start, days, share["new_category_high_amount"]),
         ]
+    for pattern, count in (emerging or {}).items():
+        if pattern not in EMERGING_PATTERNS:
+            raise ValueError(f"unknown emerging pattern {pattern!r}; known: {sorted(EMERGING_PATTERNS)}")
+        parts.append(EMERGING_PATTERNS[pattern](rng, pop, start, days, count))
     df = pd.concat(parts, ignore_index=True).sort_values("timestamp", kind="stable", ignore_index=True)
     df.insert(0, "transaction_id", np.char.add(id_prefix, np.char.zfill(np.arange(len(df)).astype(str), 9)))
     return df

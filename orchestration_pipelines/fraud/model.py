@@ -39,13 +39,20 @@ class BoostingConfig:
     class_weight: str | None  # "balanced" up-weights the rare class; None learns the raw frequencies
 
     def fit(
-        self, x: np.ndarray, y: np.ndarray, iterations: int, seed: int, negative_share: float = 1.0
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        iterations: int,
+        seed: int,
+        negative_share: float = 1.0,
+        row_weight: np.ndarray | None = None,
     ) -> HistGradientBoostingClassifier:
         """Fit on ``x``, where only ``negative_share`` of the negatives were kept: weights restore them.
 
         Weights are given per row rather than as ``class_weight``, which turns into the same thing:
         either way scikit-learn then bins each feature with weighted percentiles, the slow part of a fit,
-        so unweighted fits on all rows pass no weights at all.
+        so unweighted fits on all rows pass no weights at all. ``row_weight`` multiplies the class
+        weights row by row (reviewers' labels count more than ordinary history).
         """
         positives = int(y.sum())
         negatives = (len(y) - positives) / negative_share
@@ -55,6 +62,8 @@ class BoostingConfig:
         else:
             weights = (1.0, 1.0 / negative_share)
         sample_weight = None if weights == (1.0, 1.0) else np.where(y == 1, *weights)
+        if row_weight is not None:
+            sample_weight = row_weight if sample_weight is None else sample_weight * row_weight
         return HistGradientBoostingClassifier(
             max_iter=iterations,
             learning_rate=self.learning_rate,
@@ -341,18 +350,25 @@ def train_fraud_model(
     feature_set: str = "builtin",
     holdout_fraction: float = 0.2,
     seed: int = 0,
+    weight_column: str | None = None,
+    train_only_column: str | None = None,
 ) -> TrainingResult:
     """Choose a configuration, fit both detectors on the earlier part of ``frame``, evaluate on the later.
 
     Without ``time_column`` the hold-out (and the validation slice) are stratified random samples.
+    ``weight_column`` weighs rows in the final fit; rows true in ``train_only_column`` (reviewers'
+    corrections: a chosen sample, not traffic) always train and never enter the hold-out or the
+    configuration search, so the metrics stay those of ordinary traffic.
     """
     bad = [c for c in feature_columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         raise ValueError(f"feature columns must be numeric: {bad}")
     if not set(pd.unique(frame[label])) <= {0, 1}:
         raise ValueError(f"label column {label!r} must hold only 0 and 1")
-    train, holdout = _split(frame, label, time_column, holdout_fraction, seed, "hold-out")
+    pinned = frame[train_only_column].to_numpy(bool) if train_only_column else np.zeros(len(frame), bool)
+    train, holdout = _split(frame[~pinned], label, time_column, holdout_fraction, seed, "hold-out")
     selection = choose_config(train, feature_columns, label, time_column, seed)
+    train = pd.concat([train, frame[pinned]]) if pinned.any() else train
     chosen = selection["chosen"]
     config = BoostingConfig(
         chosen["learning_rate"],
@@ -361,7 +377,10 @@ def train_fraud_model(
     )
     x_train = _matrix(train, feature_columns)
     y_train = train[label].to_numpy().astype(int)
-    supervised = config.fit(x_train, y_train, config.max_iter, seed)
+    row_weight = train[weight_column].to_numpy("float64") if weight_column else None
+    if row_weight is not None and (row_weight == 1).all():
+        row_weight = None  # unit weights would only slow the fit down (weighted binning)
+    supervised = config.fit(x_train, y_train, config.max_iter, seed, row_weight=row_weight)
 
     rng = np.random.default_rng(seed)
     sample = x_train[rng.choice(len(x_train), size=min(ANOMALY_SAMPLE, len(x_train)), replace=False)]

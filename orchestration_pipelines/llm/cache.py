@@ -12,17 +12,6 @@ from datetime import UTC, datetime
 
 from orchestration_pipelines.opstore import OpStore
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS llm_response_cache (
-    cache_key TEXT PRIMARY KEY,
-    prompt_id TEXT NOT NULL,
-    prompt_version TEXT NOT NULL,
-    model TEXT NOT NULL,
-    output TEXT NOT NULL,
-    created_at TEXT NOT NULL
-)
-"""
-
 
 def cache_key(prompt_id: str, prompt_version: str, model: str, messages: list[dict[str, str]]) -> str:
     payload = json.dumps([prompt_id, prompt_version, model, messages], sort_keys=True, separators=(",", ":"))
@@ -32,8 +21,6 @@ def cache_key(prompt_id: str, prompt_version: str, model: str, messages: list[di
 class ResponseCache:
     def __init__(self, store: OpStore):
         self.store = store
-        with store.transaction(exclusive=True) as cur:
-            cur.execute(_DDL)
 
     def get(self, key: str) -> str | None:
         with self.store.transaction() as cur:

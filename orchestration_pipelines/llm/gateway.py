@@ -347,7 +347,7 @@ class LLMGateway:
         switching to ``json_object`` when the endpoint refuses ``json_schema``."""
         sent = _Sent()
         transient_retries = 0
-        limiter = limiter_for(tier)
+        limiter = limiter_for(tier, self.ledger.store)
         while True:
             output_format = output_format_for(tier)
             request = request_for()

@@ -5,54 +5,29 @@ and of every webhook delivery (``Idempotency-Key`` header), so a re-run, a retry
 same day never opens a second order or sends a different one. The row is written first (pending), then
 delivered with retries; a delivery that keeps failing leaves the row pending with its error, and the
 next attempt sends the same key again. Team notifications use the same outbox pattern.
+
+Opening and closing an order write its audit entry in the same operational-store transaction as the
+row (the audit log lives in that store), so the effect and its entry never diverge. An order closes
+when the machine reports maintenance done after the order was raised (``orders_closed_by_events``);
+suppression of the machine's alerts then ends and a new episode can alert again.
 """
 
 from __future__ import annotations
 
 import json
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
+
+from orchestration_pipelines.audit import AuditRecord, append_audit_in
+from orchestration_pipelines.connectors import DeliveryFailed, DeliveryRefused, checked_action, post_json
 from orchestration_pipelines.opstore import OpStore
 
-_WORK_ORDERS_DDL = """
-CREATE TABLE IF NOT EXISTS maintenance_work_orders (
-    work_order_key TEXT PRIMARY KEY,
-    machine_id TEXT NOT NULL,
-    team TEXT NOT NULL,
-    alerted_at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    run_id TEXT,
-    delivery TEXT NOT NULL,
-    delivery_attempts INTEGER NOT NULL,
-    delivered_at TEXT,
-    last_error TEXT
-)
-"""
-_NOTIFICATIONS_DDL = """
-CREATE TABLE IF NOT EXISTS maintenance_notifications (
-    notification_key TEXT PRIMARY KEY,
-    team TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    delivery TEXT NOT NULL,
-    delivery_attempts INTEGER NOT NULL,
-    delivered_at TEXT,
-    last_error TEXT
-)
-"""
-RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
-
-
-class DeliveryFailed(RuntimeError):
-    """The webhook did not accept the message after every retry; the row stays pending."""
+WORKFLOW = "maintenance"
+WORK_ORDERS_LOCK = "maintenance_work_orders"  # opening and closing orders run one at a time
+MAINTENANCE_DONE = "maintenance_end"  # the event log's mark that a machine is back from maintenance
 
 
 @dataclass(frozen=True)
@@ -63,62 +38,34 @@ class Delivery:
     attempts: int
 
 
-def post_json(url: str, payload: dict[str, Any], key: str, attempts: int, backoff_seconds: float) -> int:
-    """POST ``payload`` with ``Idempotency-Key: key``; retry connection errors and transient statuses with
-    exponential backoff. Returns the number of attempts used; raises ``DeliveryFailed`` when all fail."""
-    body = json.dumps(payload, sort_keys=True, default=str).encode()
-    last_error = ""
-    for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(
-            url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "Idempotency-Key": key},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                if 200 <= response.status < 300:
-                    return attempt
-                last_error = f"HTTP {response.status}"
-        except urllib.error.HTTPError as exc:
-            last_error = f"HTTP {exc.code}"
-            if exc.code not in RETRYABLE_STATUS:
-                raise DeliveryFailed(f"{url} refused {key}: {last_error}") from exc
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
-        if attempt < attempts:
-            time.sleep(backoff_seconds * 2 ** (attempt - 1))
-    raise DeliveryFailed(f"{url} did not accept {key} after {attempts} attempts: {last_error}")
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _ensure_table(store: OpStore, ddl: str) -> None:
-    """Create under the store's exclusive lock: concurrent CREATE IF NOT EXISTS races on PostgreSQL."""
-    with store.transaction(exclusive=True) as cur:
-        cur.execute(ddl)
 
 
 class _WebhookOutbox:
     """A table of messages keyed for idempotency, delivered to a webhook with retries."""
 
-    ddl = table = key_column = ""
+    table = key_column = ""
 
     def __init__(
-        self, store: OpStore, webhook_url: str | None, attempts: int = 5, backoff_seconds: float = 0.5
+        self,
+        store: OpStore,
+        webhook_url: str | None,
+        attempts: int = 5,
+        backoff_seconds: float = 0.5,
+        timeout_seconds: float = 10.0,
     ):
         self.store = store
         self.webhook_url = webhook_url
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
-        _ensure_table(store, self.ddl)
+        self.timeout_seconds = timeout_seconds
 
     def _deliver(self, key: str, payload: dict) -> int:
         """Send and record the outcome; a failure is recorded and raised."""
         try:
-            used = post_json(self.webhook_url, payload, key, self.attempts, self.backoff_seconds)
+            used = post_json(self.webhook_url, payload, key, self.attempts, self.backoff_seconds,
+                             self.timeout_seconds)  # fmt: skip
         except DeliveryFailed as exc:
             self._record(key, "pending", self.attempts, str(exc))
             raise
@@ -137,31 +84,51 @@ class _WebhookOutbox:
 class MaintenanceSystem(_WebhookOutbox):
     """The connector: ``open_work_order`` is safe to call any number of times for one episode."""
 
-    ddl, table, key_column = _WORK_ORDERS_DDL, "maintenance_work_orders", "work_order_key"
+    table, key_column = "maintenance_work_orders", "work_order_key"
+    name, actions = "maintenance_system", frozenset({"open_work_order"})
+    ORDER_FIELDS = ("machine_id", "team", "alerted_at")
+
+    def deliver(self, action: str, idempotency_key: str, payload: dict[str, Any]) -> str:
+        """Outbox connector: a reviewer's ``open_work_order`` becomes one order here per key. A decision's
+        payload nests the reviewed alert under ``context``: the order carries it flat, like the orders
+        the workflow opens itself, beside the decision (who, what, which item)."""
+        checked_action(self.name, self.actions, action)
+        fields = {**(payload.get("context") or {}), **{k: v for k, v in payload.items() if k != "context"}}
+        missing = [name for name in self.ORDER_FIELDS if not fields.get(name)]
+        if missing:
+            raise DeliveryRefused(f"open_work_order {idempotency_key} lacks {', '.join(missing)}")
+        machine_id, team, alerted_at = (str(fields[name]) for name in self.ORDER_FIELDS)
+        order = self.open_work_order(idempotency_key, machine_id, team, alerted_at, fields, run_id=None)
+        state = "opened" if order.created else "already open"
+        where = "delivered to its webhook" if self.webhook_url else "recorded, no webhook configured"
+        return f"{self.name}: work order {idempotency_key} {state} ({where})"
 
     def open_work_order(
         self, key: str, machine_id: str, team: str, alerted_at: str, payload: dict, run_id: str | None
     ) -> Delivery:
-        """Record the order under ``key`` (once) and deliver it (until delivered once)."""
-        with self.store.transaction(exclusive=True) as cur:  # read-then-insert: one writer at a time
+        """Record the order under ``key`` with its ``work_order_opened`` audit entry (once, together),
+        then deliver it (until delivered once)."""
+        payload_json = json.dumps(payload, sort_keys=True, default=str)
+        with self.store.transaction(lock=WORK_ORDERS_LOCK) as cur:  # read-then-insert: one at a time
             existing = cur.execute(
                 "SELECT delivery, payload FROM maintenance_work_orders WHERE work_order_key = ?", (key,)
             ).fetchone()
-            created = existing is None and cur.execute(
-                "INSERT INTO maintenance_work_orders (work_order_key, machine_id, team, alerted_at, status, "
-                "payload, created_at, run_id, delivery, delivery_attempts) "
-                "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, 0) "
-                "ON CONFLICT (work_order_key) DO NOTHING RETURNING work_order_key",
-                (key, machine_id, team, alerted_at, json.dumps(payload, sort_keys=True, default=str), _now(),
-                 run_id, "pending" if self.webhook_url else "not_configured"),
-            ).fetchone() is not None  # fmt: skip
+            if existing is None:
+                cur.execute(
+                    "INSERT INTO maintenance_work_orders (work_order_key, machine_id, team, alerted_at, "
+                    "status, payload, created_at, run_id, delivery, delivery_attempts) "
+                    "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, 0)",
+                    (key, machine_id, team, alerted_at, payload_json, _now(), run_id,
+                     "pending" if self.webhook_url else "not_configured"),
+                )  # fmt: skip
+                append_audit_in(cur, _work_order_record("work_order_opened", key, payload, run_id))
         if existing is not None and existing[0] == "delivered":
             return Delivery(key, created=False, delivered=True, attempts=0)
         if not self.webhook_url:
-            return Delivery(key, created=created, delivered=False, attempts=0)
+            return Delivery(key, created=existing is None, delivered=False, attempts=0)
         stored = json.loads(existing[1]) if existing is not None else payload  # resend what was recorded
         used = self._deliver(key, {"work_order_key": key, **stored})
-        return Delivery(key, created=created, delivered=True, attempts=used)
+        return Delivery(key, created=existing is None, delivered=True, attempts=used)
 
     def open_orders(self) -> dict[str, str]:
         """Machine -> alert time (ISO 8601) of its earliest open work order, for suppression."""
@@ -172,9 +139,28 @@ class MaintenanceSystem(_WebhookOutbox):
             )
             return dict(cur.fetchall())
 
-    def close_work_order(self, key: str) -> None:
+    def open_order_list(self) -> pd.DataFrame:
+        """Every open order: work_order_key, machine_id, alerted_at (UTC)."""
         with self.store.transaction() as cur:
-            cur.execute(f"UPDATE {self.table} SET status = 'closed' WHERE {self.key_column} = ?", (key,))
+            cur.execute(
+                "SELECT work_order_key, machine_id, alerted_at FROM maintenance_work_orders "
+                "WHERE status = 'open' ORDER BY work_order_key"
+            )
+            orders = pd.DataFrame(cur.fetchall(), columns=["work_order_key", "machine_id", "alerted_at"])
+        orders["alerted_at"] = pd.to_datetime(orders["alerted_at"], utc=True, format="ISO8601")
+        return orders
+
+    def close_work_order(self, key: str, details: dict, run_id: str | None = None) -> bool:
+        """Close an open order with its ``work_order_closed`` entry, together; False if it was not open."""
+        with self.store.transaction(lock=WORK_ORDERS_LOCK) as cur:
+            closed = cur.execute(
+                "UPDATE maintenance_work_orders SET status = 'closed' "
+                "WHERE work_order_key = ? AND status = 'open' RETURNING work_order_key",
+                (key,),
+            ).fetchone()
+            if closed:
+                append_audit_in(cur, _work_order_record("work_order_closed", key, details, run_id))
+        return closed is not None
 
     def work_orders(self) -> list[dict[str, Any]]:
         names = ["work_order_key", "machine_id", "team", "alerted_at", "status", "payload", "run_id",
@@ -184,10 +170,31 @@ class MaintenanceSystem(_WebhookOutbox):
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+def _work_order_record(event: str, key: str, details: dict, run_id: str | None) -> AuditRecord:
+    """One entry per order and event: the key makes a re-run's entry the same entry."""
+    return AuditRecord(
+        event_id=f"{event}:{key}", workflow=WORKFLOW, event=event, subject=key, details=details, run_id=run_id
+    )
+
+
+def orders_closed_by_events(orders: pd.DataFrame, events: pd.DataFrame, until: pd.Timestamp) -> pd.DataFrame:
+    """The open ``orders`` that a later maintenance-done event of their machine closes, before ``until``.
+
+    ``orders``: work_order_key, machine_id, alerted_at; ``events``: the machine event log. Returns
+    work_order_key, machine_id, closed_at (the first such event after the order's alert) and code
+    (preventive or repair). An event before the alert belongs to an earlier episode and closes nothing.
+    """
+    done = events[(events["event"] == MAINTENANCE_DONE) & (events["timestamp"] < until)]
+    pairs = orders.merge(done[["machine_id", "timestamp", "code"]], on="machine_id")
+    pairs = pairs[pairs["timestamp"] > pairs["alerted_at"]].sort_values("timestamp", kind="stable")
+    first = pairs.drop_duplicates("work_order_key").rename(columns={"timestamp": "closed_at"})
+    return first[["work_order_key", "machine_id", "closed_at", "code"]].reset_index(drop=True)
+
+
 class Notifier(_WebhookOutbox):
     """Tells the owning team, once per key: an outbox row, then the team webhook when one is configured."""
 
-    ddl, table, key_column = _NOTIFICATIONS_DDL, "maintenance_notifications", "notification_key"
+    table, key_column = "maintenance_notifications", "notification_key"
 
     def notify(self, key: str, team: str, subject: str, body: str) -> bool:
         """True when this call recorded (and delivered) the message, False when it had been sent before."""

@@ -6,7 +6,7 @@ version; ``promote_classifier`` makes a version the one the workflow uses, with 
 
 from __future__ import annotations
 
-from orchestration_pipelines.audit import append_audit_event
+from orchestration_pipelines.audit import promote_with_audit
 from orchestration_pipelines.model_registry import ModelRegistry
 from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.support.classifier import MODEL_NAME, TicketClassifier, train_on_table
@@ -15,20 +15,17 @@ __all__ = ["MODEL_NAME", "TicketClassifier", "load_classifier", "promote_classif
 
 
 def promote_classifier(registry: ModelRegistry, store: OpStore, version: str, actor: str) -> str | None:
-    """Make ``version`` the classifier the workflow uses; returns the previous version. Audited."""
+    """Make ``version`` the classifier the workflow uses; returns the previous version. The audit record
+    is written with the registry pointer and delivered at once, or later if the store is down."""
     previous = registry.current_version(MODEL_NAME)
-    registry.promote(MODEL_NAME, version)  # refuses a version that does not exist
-    append_audit_event(
+    promote_with_audit(  # refuses a version that does not exist
+        registry,
         store,
         workflow="support",
-        event="model_promoted",
-        subject=version,
+        model_name=MODEL_NAME,
+        version=version,
+        details={"model": MODEL_NAME, "metrics": registry.card(MODEL_NAME, version)["metrics"]},
         actor=actor,
-        details={
-            "model": MODEL_NAME,
-            "previous": previous,
-            "metrics": registry.card(MODEL_NAME, version)["metrics"],
-        },
     )
     return previous
 

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
 from orchestration_pipelines.model_registry import ModelRegistry
@@ -35,14 +37,48 @@ MIN_EXAMPLES_PER_LABEL = 5  # a stratified hold-out and three calibration folds 
 _WORD = re.compile(r"\w+")
 
 
+def _word_tokens(word: str) -> list[str]:
+    padded = f" {word} "
+    return [word, *(padded[i : i + 4] for i in range(len(padded) - 3))]
+
+
 def words_and_char_grams(text: str) -> list[str]:
     """The tokens of a text: its lower-cased words and the character 4-grams of `` word ``."""
-    words = _WORD.findall(text.lower())
-    tokens = list(words)
-    for word in words:
-        padded = f" {word} "
-        tokens.extend([padded[i : i + 4] for i in range(len(padded) - 3)])
+    tokens: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        tokens.extend(_word_tokens(word))
     return tokens
+
+
+class WordGramTfidf(TfidfVectorizer):
+    """Sublinear TF-IDF of ``words_and_char_grams`` whose ``transform`` maps each distinct word of a batch
+    to its feature columns once. Tickets repeat a small vocabulary, and looking every token up again was
+    most of the local path's cost. The matrix is ``TfidfVectorizer.transform``'s."""
+
+    def __init__(self, *, min_df: int = 1, dtype: type = np.float64):
+        super().__init__(analyzer=words_and_char_grams, min_df=min_df, sublinear_tf=True, dtype=dtype)
+
+    def transform(self, raw_documents) -> sp.csr_matrix:
+        vocabulary = self.vocabulary_
+        columns_of: dict[str, list[int]] = {}
+        indices: list[int] = []
+        indptr = [0]
+        for text in raw_documents:
+            for word in _WORD.findall(text.lower()):
+                columns = columns_of.get(word)
+                if columns is None:
+                    columns = columns_of[word] = [
+                        vocabulary[t] for t in _word_tokens(word) if t in vocabulary
+                    ]
+                indices.extend(columns)
+            indptr.append(len(indices))
+        counts = sp.csr_matrix(
+            (np.ones(len(indices), dtype=self.dtype), np.asarray(indices, dtype=np.int32), indptr),
+            shape=(len(indptr) - 1, len(vocabulary)),
+        )
+        counts.sum_duplicates()
+        counts.data = ((np.log(counts.data) + 1) * self.idf_[counts.indices]).astype(self.dtype, copy=False)
+        return normalize(counts, norm=self.norm, copy=False)
 
 
 def calibrated_classifier(seed: int = 0) -> CalibratedClassifierCV:
@@ -50,15 +86,17 @@ def calibrated_classifier(seed: int = 0) -> CalibratedClassifierCV:
 
 
 def text_model(seed: int = 0) -> Pipeline:
-    features = TfidfVectorizer(analyzer=words_and_char_grams, min_df=2, sublinear_tf=True, dtype=np.float32)
+    features = WordGramTfidf(min_df=2, dtype=np.float32)
     return Pipeline([("features", features), ("classifier", calibrated_classifier(seed))])
 
 
 def ticket_texts(df: pd.DataFrame, text_columns: Sequence[str] = ("subject", "body")) -> list[str]:
     """The text a ticket is classified on: its text columns joined, missing values as empty."""
-    if df.empty:  # a row-wise join of no rows is a frame, not a series
-        return []
-    return df[list(text_columns)].fillna("").astype(str).agg("\n".join, axis=1).tolist()
+    parts = [df[column].fillna("").astype(str) for column in text_columns]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + "\n" + part
+    return joined.tolist()
 
 
 @dataclass(frozen=True)
@@ -143,8 +181,15 @@ def train_classifier(
     language: str | None = None,
     holdout_share: float = 0.2,
     seed: int = 0,
+    extra: pd.DataFrame | None = None,
+    extra_weight: float = 1.0,
 ) -> tuple[TicketClassifier, TrainingReport]:
-    """Train on a labelled table, evaluate on a stratified hold-out, refit on everything."""
+    """Train on a labelled table, evaluate on a stratified hold-out, refit on everything.
+
+    ``extra`` (the text columns and ``intent``; reviewers' corrections) always trains the intent model
+    with ``extra_weight`` per row and never enters the hold-out: reviewers pick their tickets, so they
+    are no sample to judge the model by.
+    """
     columns = [*text_columns, intent, *(c for c in (urgency, language) if c)]
     unknown = [c for c in columns if c not in df.columns]
     if unknown:
@@ -166,7 +211,14 @@ def train_classifier(
     train, holdout = train_test_split(
         data, test_size=holdout_share, stratify=data["_intent"], random_state=seed
     )
-    predicted = pd.Series(_fit(train, "_intent", seed).predict(holdout["_text"]), index=holdout.index)
+    corrections = pd.DataFrame(columns=["_text", "_intent"])
+    if extra is not None and len(extra):
+        corrections = pd.DataFrame(
+            {"_text": ticket_texts(extra, text_columns), "_intent": extra[intent].astype(str).str.strip()}
+        )
+    predicted = pd.Series(
+        _fit(train, "_intent", seed, corrections, extra_weight).predict(holdout["_text"]), index=holdout.index
+    )
     metrics = {"intent": _metrics(holdout["_intent"], predicted)}
     if urgency:
         urgency_model = _fit(train.assign(_urgency=train[urgency].astype(str)), "_urgency", seed)
@@ -176,7 +228,7 @@ def train_classifier(
             str(lang): _metrics(group["_intent"], predicted[group.index])
             for lang, group in holdout.groupby(holdout[language].fillna("und").astype(str))
         }
-    intent_model = _fit(data, "_intent", seed)
+    intent_model = _fit(data, "_intent", seed, corrections, extra_weight)
     urgency_model = None
     if urgency:
         features = intent_model.named_steps["features"].transform(data["_text"].tolist())
@@ -186,8 +238,20 @@ def train_classifier(
     return classifier, report
 
 
-def _fit(data: pd.DataFrame, label: str, seed: int) -> Pipeline:
-    return text_model(seed).fit(data["_text"].tolist(), data[label].tolist())
+def _fit(
+    data: pd.DataFrame,
+    label: str,
+    seed: int,
+    extra: pd.DataFrame | None = None,
+    extra_weight: float = 1.0,
+) -> Pipeline:
+    """A text model fitted on ``data`` and ``extra`` (same columns), whose rows weigh ``extra_weight``."""
+    if extra is None or extra.empty:
+        return text_model(seed).fit(data["_text"].tolist(), data[label].tolist())
+    texts = [*data["_text"], *extra["_text"]]
+    labels = [*data[label], *extra[label]]
+    weights = np.r_[np.ones(len(data)), np.full(len(extra), extra_weight)]
+    return text_model(seed).fit(texts, labels, classifier__sample_weight=weights)
 
 
 def train_on_table(

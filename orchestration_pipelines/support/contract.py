@@ -1,14 +1,16 @@
 """The ticket contract: what a landed batch must hold, and what happens to every row that does not.
 
-Every input row ends in exactly one place, keyed by its ticket id (or ``row-<n>`` when it has none):
-``accepted`` (possibly with notes: a truncated body, an unknown language, bytes that were not UTF-8)
-or ``rejected`` with a reason. Nothing is dropped silently; ``final_states`` lists both for a check.
+Every input row ends in exactly one place, keyed by its ticket id (or ``row-<n>`` when it has none,
+lengthened when a real id reads the same): ``accepted`` (possibly with notes: a truncated body, an
+unknown language, bytes that were not UTF-8) or ``rejected`` with a reason. Nothing is dropped
+silently; ``final_states`` lists both for a check.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +80,7 @@ def validate_tickets(raw: pd.DataFrame, *, max_body_chars: int = MAX_BODY_CHARS)
         raise ValueError(f"ticket file lacks columns {missing}; expected {list(TICKET_COLUMNS)}")
     by_id: dict[str, list[tuple[dict[str, str], list[str]]]] = {}
     rejected: list[dict[str, str]] = []
+    without_id: list[int] = []
     for position, row in enumerate(raw.to_dict("records")):
         fields, notes = {}, []
         for column in (*TICKET_COLUMNS, *OPTIONAL_COLUMNS):
@@ -88,7 +91,9 @@ def validate_tickets(raw: pd.DataFrame, *, max_body_chars: int = MAX_BODY_CHARS)
         if fields["ticket_id"]:
             by_id.setdefault(fields["ticket_id"], []).append((fields, notes))
         else:
-            rejected.append({"ticket_id": f"row-{position}", "reason": "missing ticket id"})
+            without_id.append(position)
+    for position in without_id:
+        rejected.append({"ticket_id": _row_name(position, by_id), "reason": "missing ticket id"})
     accepted = []
     for ticket_id, copies in by_id.items():
         reasons = sorted({reason for fields, _ in copies if (reason := _rejection(fields))})
@@ -105,6 +110,14 @@ def validate_tickets(raw: pd.DataFrame, *, max_body_chars: int = MAX_BODY_CHARS)
         pd.DataFrame(accepted, columns=[*TICKET_COLUMNS, *OPTIONAL_COLUMNS, "notes"]),
         pd.DataFrame(rejected, columns=["ticket_id", "reason"]),
     )
+
+
+def _row_name(position: int, ticket_ids: Mapping[str, object]) -> str:
+    """``row-<position>`` for a row without an id, made distinct from any real id that reads the same."""
+    name = f"row-{position}"
+    while name in ticket_ids:
+        name += "-without-id"
+    return name
 
 
 def _rejection(fields: dict[str, str]) -> str:

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from sklearn.feature_extraction.text import TfidfVectorizer
 
-from orchestration_pipelines.support.classifier import words_and_char_grams
+from orchestration_pipelines.support.classifier import WordGramTfidf
 
 KNOWLEDGE_BASE_DIR = Path(__file__).parent / "knowledge_base"
 
@@ -45,7 +44,7 @@ class KnowledgeBase:
         if not articles:
             raise ValueError("the knowledge base has no articles")
         self.articles = list(articles)
-        self._vectorizer = TfidfVectorizer(analyzer=words_and_char_grams, sublinear_tf=True)
+        self._vectorizer = WordGramTfidf()
         self._matrix = self._vectorizer.fit_transform([f"{a.title}\n{a.text}" for a in self.articles])
         self._by_id = {article.id: article for article in self.articles}
 

@@ -8,6 +8,10 @@ all empty would get a guessed type. Declaring the tables, in the assets' column 
 
 from __future__ import annotations
 
+import pandas as pd
+
+from orchestration_pipelines.audit import AuditRecord, write_outbox_record
+
 SCHEMA = "support"
 TABLES = {
     "raw_tickets": """batch_id VARCHAR, ticket_id VARCHAR, customer_id VARCHAR, channel VARCHAR,
@@ -38,3 +42,21 @@ def create_tables(con) -> None:
 def column_names(name: str) -> list[str]:
     """The declared columns in order: an asset's frame must have exactly these (inserts are positional)."""
     return [column.split()[0] for column in TABLES[name].split(",")]
+
+
+def replace_batch_with_record(
+    con, name: str, batch_id: str, frame: pd.DataFrame, record: AuditRecord
+) -> None:
+    """Replace ``batch_id``'s rows of table ``name`` with ``frame`` and put ``record`` in the warehouse's
+    audit outbox, in one transaction: the rows and their audit record are written together or not at all."""
+    con.execute("BEGIN")
+    try:
+        con.execute(f"DELETE FROM {SCHEMA}.{name} WHERE batch_id = ?", [batch_id])
+        con.register("batch_rows", frame[column_names(name)])
+        con.execute(f"INSERT INTO {SCHEMA}.{name} SELECT * FROM batch_rows")
+        con.unregister("batch_rows")
+        write_outbox_record(con, record)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

@@ -109,7 +109,8 @@ def route_tickets(
     tier_costs = triage.tier_cost_usd if ask_for else {}
     by_id = {row["ticket_id"]: row for row in classification.to_dict("records")}
     rows = []
-    for ticket in tickets.to_dict("records"):
+    # Only what routing reads, row by row; the whole ticket is built for the few that go to an LLM.
+    for position, ticket in enumerate(tickets[["ticket_id", "language"]].to_dict("records")):
         local = by_id[ticket["ticket_id"]]
         local_intent, confidence, urgency = (
             local["local_intent"],
@@ -130,7 +131,8 @@ def route_tickets(
         )
         uses_llm = decision.route in (Route.SMALL, Route.STRONG)
         distribution = json.loads(local["intent_probabilities"])
-        answer = carry_out(decision, distribution, ask_for(ticket) if uses_llm else _no_llm)
+        ask = ask_for(tickets.iloc[position].to_dict()) if uses_llm else _no_llm
+        answer = carry_out(decision, distribution, ask)
         reason = decision.reason
         if uses_llm and answer.label is None:
             reason += "; no LLM tier answered: a person decides"

@@ -1,0 +1,3 @@
+from orchestration_pipelines.review.web.server import serve
+
+serve()
