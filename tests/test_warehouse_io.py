@@ -2,7 +2,15 @@
 
 import duckdb
 import pandas as pd
-from dagster import AssetKey, PythonObjectDagsterType, build_input_context, build_output_context
+from dagster import (
+    AssetKey,
+    PythonObjectDagsterType,
+    StaticPartitionsDefinition,
+    asset,
+    build_input_context,
+    build_output_context,
+    materialize,
+)
 
 from resources.warehouse import WarehouseIOManager
 
@@ -52,3 +60,46 @@ def test_inputs_from_another_run_come_from_the_table(tmp_path):
     manager.handle_output(later_output, frame)
     _, first_run_input = _contexts(database, "run-1", "run-1")
     assert manager.load_input(first_run_input) is not frame  # a new run clears what an old one left
+
+
+def _partitioned_example(columns: dict[str, list]):
+    @asset(
+        key_prefix="fraud",
+        name="example",
+        partitions_def=StaticPartitionsDefinition(["day1", "day2"]),
+        metadata={"partition_expr": "batch_id"},
+    )
+    def example(context) -> pd.DataFrame:
+        return pd.DataFrame({"batch_id": context.partition_key, **columns})
+
+    return example
+
+
+def test_a_table_follows_its_asset_when_the_output_changes_shape(tmp_path):
+    """A new version of an asset drops, re-types, adds and reorders columns: the write succeeds, by
+    name, and the other partition keeps what it shares with the new output."""
+    database = str(tmp_path / "warehouse.duckdb")
+    resources = {"io_manager": WarehouseIOManager(database=database)}
+    old = _partitioned_example({"id": ["a", "b"], "amount": [1.0, 2.0], "note": ["x", "y"], "code": [1, 2]})
+    assert materialize([old], partition_key="day1", resources=resources).success
+
+    new = _partitioned_example(
+        {"code": ["7", "8"], "id": ["c", "d"], "risk": [0.5, 0.25], "amount": [3.0, 4.0]}
+    )
+    assert materialize([new], partition_key="day2", resources=resources).success
+
+    with duckdb.connect(database) as con:
+        columns = [row[0] for row in con.execute("DESCRIBE fraud.example").fetchall()]
+        rows = con.execute(
+            "SELECT batch_id, id, amount, code, risk FROM fraud.example ORDER BY id"
+        ).fetchall()
+    assert sorted(columns) == ["amount", "batch_id", "code", "id", "risk"]
+    assert rows == [
+        ("day1", "a", 1.0, None, None),  # re-typed and added columns are NULL until day1 runs again
+        ("day1", "b", 2.0, None, None),
+        ("day2", "c", 3.0, "7", 0.5),
+        ("day2", "d", 4.0, "8", 0.25),
+    ]
+    assert materialize([new], partition_key="day1", resources=resources).success
+    with duckdb.connect(database) as con:
+        assert con.execute("SELECT count(*) FROM fraud.example WHERE risk IS NULL").fetchall() == [(0,)]
