@@ -181,6 +181,12 @@ class _FollowingPandasTypeHandler(DuckDBPandasTypeHandler):
         )
 
 
+def _same_type(stored: str | None, produced: str) -> bool:
+    """Equal types; any two ENUMs count as one, since a categorical's ENUM lists the categories of one
+    partition's frame (the insert casts between them, and fails on a value the table's lacks)."""
+    return stored == produced or ((stored or "").startswith("ENUM(") and produced.startswith("ENUM("))
+
+
 def _follow_output(
     context: OutputContext, connection: duckdb.DuckDBPyConnection, table_slice: TableSlice
 ) -> bool:
@@ -201,8 +207,8 @@ def _follow_output(
     produced = {
         name: kind for name, kind, *_ in connection.execute("DESCRIBE SELECT * FROM output_frame").fetchall()
     }
-    dropped = [name for name, kind in stored.items() if produced.get(name) != kind]
-    added = [name for name, kind in produced.items() if stored.get(name) != kind]
+    dropped = [name for name, kind in stored.items() if not _same_type(produced.get(name), kind)]
+    added = [name for name, kind in produced.items() if not _same_type(stored.get(name), kind)]
     if not dropped and not added:
         return True
     if len(dropped) == len(stored):  # nothing in common, and DuckDB cannot drop a last column

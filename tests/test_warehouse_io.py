@@ -80,25 +80,39 @@ def test_a_table_follows_its_asset_when_the_output_changes_shape(tmp_path):
     name, and the other partition keeps what it shares with the new output."""
     database = str(tmp_path / "warehouse.duckdb")
     resources = {"io_manager": WarehouseIOManager(database=database)}
-    old = _partitioned_example({"id": ["a", "b"], "amount": [1.0, 2.0], "note": ["x", "y"], "code": [1, 2]})
+    old = _partitioned_example(
+        {
+            "id": ["a", "b"],
+            "amount": [1.0, 2.0],
+            "note": ["x", "y"],
+            "code": [1, 2],
+            "kind": pd.Categorical(["p", "q"]),
+        }
+    )
     assert materialize([old], partition_key="day1", resources=resources).success
 
     new = _partitioned_example(
-        {"code": ["7", "8"], "id": ["c", "d"], "risk": [0.5, 0.25], "amount": [3.0, 4.0]}
+        {
+            "code": ["7", "8"],
+            "id": ["c", "d"],
+            "risk": [0.5, 0.25],
+            "amount": [3.0, 4.0],
+            "kind": pd.Categorical(["q", "q"]),  # other categories: another ENUM, still the same column
+        }
     )
     assert materialize([new], partition_key="day2", resources=resources).success
 
     with duckdb.connect(database) as con:
         columns = [row[0] for row in con.execute("DESCRIBE fraud.example").fetchall()]
         rows = con.execute(
-            "SELECT batch_id, id, amount, code, risk FROM fraud.example ORDER BY id"
+            "SELECT batch_id, id, amount, code, risk, kind::VARCHAR FROM fraud.example ORDER BY id"
         ).fetchall()
-    assert sorted(columns) == ["amount", "batch_id", "code", "id", "risk"]
+    assert sorted(columns) == ["amount", "batch_id", "code", "id", "kind", "risk"]
     assert rows == [
-        ("day1", "a", 1.0, None, None),  # re-typed and added columns are NULL until day1 runs again
-        ("day1", "b", 2.0, None, None),
-        ("day2", "c", 3.0, "7", 0.5),
-        ("day2", "d", 4.0, "8", 0.25),
+        ("day1", "a", 1.0, None, None, "p"),  # re-typed and added columns are NULL until day1 runs again
+        ("day1", "b", 2.0, None, None, "q"),
+        ("day2", "c", 3.0, "7", 0.5, "q"),
+        ("day2", "d", 4.0, "8", 0.25, "q"),
     ]
     assert materialize([new], partition_key="day1", resources=resources).success
     with duckdb.connect(database) as con:
