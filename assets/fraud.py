@@ -60,10 +60,16 @@ from orchestration_pipelines.fraud.contract import (
     check_transactions,
     validate_transactions,
 )
+from orchestration_pipelines.fraud.features import FEATURE_TABLE_CONTEXT
 from orchestration_pipelines.fraud.model import MODEL_NAME, promotion_verdict
 from orchestration_pipelines.fraud.policy import DECISIONS
 from orchestration_pipelines.fraud.resent import apply_resent_policy, published_elsewhere
-from orchestration_pipelines.fraud.scoring import decision_counts, make_decisions, score_features
+from orchestration_pipelines.fraud.scoring import (
+    decision_counts,
+    make_decisions,
+    score_features,
+    with_context,
+)
 from orchestration_pipelines.fraud.tables import PUBLISHED_TABLE, STAGING_TABLE
 from orchestration_pipelines.fraud.validation import (
     CHECK_DESCRIPTIONS,
@@ -444,12 +450,13 @@ def features(
 ) -> pd.DataFrame:
     """Risk features per transaction: velocity, amount against the account's habit, new device or
     merchant category, speed of country change, hour. Reads the batch's accounts' stored state, so its
-    cost follows the batch, not the history."""
+    cost follows the batch, not the history. Keyed by ``transaction_id``; the transaction's other
+    columns stay in ``fraud/transactions``."""
     with warehouse.get_connection() as con:
         state = load_state(con, transactions, context.partition_key)
     if not state.transactions:
         context.log.warning("no account state for this batch's accounts: features see only this batch")
-    result = features_from_state(transactions, state)
+    result = features_from_state(transactions, state, FEATURE_TABLE_CONTEXT)
     result.insert(0, "batch_id", context.partition_key)
     context.add_output_metadata(
         {
@@ -520,14 +527,15 @@ def _staging_run_id(context) -> str:
 @asset(**{k: v for k, v in _batch_table.items() if k not in ("io_manager_key", "metadata")})
 def decisions_staging(
     context: AssetExecutionContext,
+    transactions: pd.DataFrame,
     scores: pd.DataFrame,
     fraud_policy: FraudPolicyResource,
     warehouse: DuckDBResource,
 ) -> MaterializeResult:
-    """Decisions before publication, staged under this run's id: the blocking checks below judge
-    exactly these rows, and only they can be published."""
+    """Decisions before publication with their transactions' context, staged under this run's id: the
+    blocking checks below judge exactly these rows, and only they can be published."""
     policy = fraud_policy.load()
-    staged = make_decisions(scores, policy)  # scores carry the account-state columns from the features
+    staged = make_decisions(with_context(transactions, scores), policy)
     with _connection(warehouse) as con:
         rows = stage_rows(con, STAGING_TABLE, staged, context.partition_key, context.run.run_id)
     return MaterializeResult(

@@ -7,8 +7,8 @@ BLAS/OpenMP thread: as a plain script calling the domain functions on a warehous
 summarises ``--history-days`` of history, the same script on a warehouse whose state summarises
 ``--history-scale`` times as much, and as a Dagster run of the scoring assets on a SQLite instance.
 They alternate so all see the same machine; ratios are medians of per-repeat ratios. A last process
-times the features and the scoring (``score_features`` + ``make_decisions``) alone. What each side
-counts is in ``benchmarks/README.md``.
+times the features and the scoring (``score_features``, ``with_context``, ``make_decisions``) alone.
+What each side counts is in ``benchmarks/README.md``.
 
 Run: ``python -m benchmarks.fraud`` (1M rows) or ``--quick`` (100k rows).
 """
@@ -42,10 +42,11 @@ from orchestration_pipelines.fraud.account_state import (
     update_account_state,
 )
 from orchestration_pipelines.fraud.contract import validate_transactions
+from orchestration_pipelines.fraud.features import FEATURE_TABLE_CONTEXT
 from orchestration_pipelines.fraud.generator import generate_transactions, make_population, unlabelled
 from orchestration_pipelines.fraud.model import MODEL_NAME
 from orchestration_pipelines.fraud.policy import load_policy
-from orchestration_pipelines.fraud.scoring import make_decisions, score_features
+from orchestration_pipelines.fraud.scoring import make_decisions, score_features, with_context
 from orchestration_pipelines.fraud.tables import STAGING_TABLE
 from orchestration_pipelines.fraud.validation import validate_staged_decisions
 from orchestration_pipelines.landing import read_table_file
@@ -93,23 +94,28 @@ def _memory_mb(field: str) -> float:
 
 
 class _Laps:
-    """Seconds per stage, measured back to back, split into the stage's work and writing its table."""
+    """Seconds per stage, measured back to back, split into the stage's work and writing its table;
+    and CPU seconds per stage (work and writing together)."""
 
     def __init__(self) -> None:
         self.work: dict[str, float] = {}
         self.write: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         self._last = time.perf_counter()
+        self._last_cpu = time.process_time()
 
-    def _elapsed(self) -> float:
+    def _elapsed(self, stage: str) -> float:
         now, last = time.perf_counter(), self._last
-        self._last = now
+        cpu = time.process_time()
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu - self._last_cpu
+        self._last, self._last_cpu = now, cpu
         return now - last
 
     def worked(self, stage: str) -> None:
-        self.work[stage] = self._elapsed()
+        self.work[stage] = self._elapsed(stage)
 
     def wrote(self, stage: str) -> None:
-        self.write[stage] = self._elapsed()
+        self.write[stage] = self._elapsed(stage)
 
 
 def _write_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
@@ -135,7 +141,7 @@ def plain_script() -> dict:
         laps.worked("transactions")
         _write_table(con, "transactions", batch)
         laps.wrote("transactions")
-        features = features_from_state(batch, load_state(con, batch))
+        features = features_from_state(batch, load_state(con, batch), FEATURE_TABLE_CONTEXT)
         features.insert(0, "batch_id", BATCH_FILE)
         laps.worked("features")
         _write_table(con, "features", features)
@@ -146,7 +152,7 @@ def plain_script() -> dict:
         laps.worked("scores")
         _write_table(con, "scores", scores)
         laps.wrote("scores")
-        decisions = make_decisions(scores, policy)
+        decisions = make_decisions(with_context(batch, scores), policy)
         laps.worked("decisions_staging")
         stage_rows(con, STAGING_TABLE, decisions, BATCH_FILE, PLAIN_RUN)
         laps.wrote("decisions_staging")
@@ -182,6 +188,7 @@ def plain_script() -> dict:
         "cpu_seconds": time.process_time() - cpu_started,
         "state_update_seconds": state_update[0],
         "work": laps.work,
+        "cpu": laps.cpu,
         "write": laps.write,
         "rss_before_mb": rss_before,
         "peak_rss_mb": _memory_mb("VmHWM"),
@@ -267,8 +274,9 @@ def _timed(work) -> tuple[tuple[float, float], object]:
 
 
 def kernels(repeats: int) -> dict:
-    """The state read, features alone and scoring alone (``score_features`` + ``make_decisions``), each
-    on its inputs already in memory; scoring at least ``SCORING_REPEATS`` times."""
+    """The state read, features alone and scoring alone (``score_features``, ``with_context`` and
+    ``make_decisions``), each on its inputs already in memory, as the path calls them; scoring at least
+    ``SCORING_REPEATS`` times."""
     layout = paths()
     batch = validate_transactions(read_table_file(layout.landing("fraud") / BATCH_FILE))
     model, card = ModelRegistry(layout.models).load(MODEL_NAME)
@@ -279,11 +287,13 @@ def kernels(repeats: int) -> dict:
             with duckdb.connect(str(layout.warehouse), read_only=True) as con:
                 took, state = _timed(lambda con=con: load_state(con, batch))
             timings["state read"].append(took)
-            took, features = _timed(lambda state=state: features_from_state(batch, state))
+            took, features = _timed(
+                lambda state=state: features_from_state(batch, state, FEATURE_TABLE_CONTEXT)
+            )
             timings["features"].append(took)
         took, _ = _timed(
             lambda features=features: make_decisions(
-                score_features(features, model, card["version"], policy), policy
+                with_context(batch, score_features(features, model, card["version"], policy)), policy
             )
         )
         timings["scoring"].append(took)
@@ -595,21 +605,23 @@ def report(
 
     print("  where the time goes (medians, seconds; Dagster steps split at their event timestamps)")
     print(
-        f"  {'stage':<18} {'work':<25} {'plain':>6} {'writing':>8} {'Dagster':>8} {'load in':>8} "
-        f"{'compute':>8} {'store out':>9}"
+        f"  {'stage':<18} {'work':<25} {'plain':>6} {'writing':>8} {'CPU s':>6} {'Dagster':>8} "
+        f"{'load in':>8} {'compute':>8} {'store out':>9}"
     )
     for stage, (step, work) in STAGES.items():
         plain_total = _median(_plain_stage(p, stage) for p in plain)
         writing = _median(p["write"].get(stage, 0.0) for p in plain)
+        cpu = _median(p["cpu"][stage] for p in plain)
         timings = [d["steps"][step] for d in dagster]
         parts = (_median(t[part] for t in timings) for part in ("total", "load", "compute", "store"))
         print(
-            f"  {stage:<18} {work:<25} {plain_total:>6.2f} {writing:>8.2f} "
+            f"  {stage:<18} {work:<25} {plain_total:>6.2f} {writing:>8.2f} {cpu:>6.2f} "
             + " ".join(f"{value:>{width}.2f}" for value, width in zip(parts, (8, 8, 8, 9), strict=True))
         )
     outside = [d["seconds"] - sum(t["total"] for t in d["steps"].values()) for d in dagster]
-    print(f"  {'outside steps':<18} {'run set-up, event log':<25} {'':>6} {'':>8} {_median(outside):>8.2f}")
-    print(f"  {'total':<18} {'':<25} {plain_s:>6.2f} {'':>8} {dagster_s:>8.2f}")
+    print(f"  {'outside steps':<18} {'run set-up, event log':<25} {'':>22} {_median(outside):>8.2f}")
+    plain_cpu = _median(p["cpu_seconds"] for p in plain)
+    print(f"  {'total':<18} {'':<25} {plain_s:>6.2f} {'':>8} {plain_cpu:>6.2f} {dagster_s:>8.2f}")
     print(
         "  of the publish, the account-state update took "
         f"{_median(p['state_update_seconds'] for p in plain):.2f} s "

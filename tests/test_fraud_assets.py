@@ -99,6 +99,36 @@ def test_train_then_score_publishes_audited_decisions(data_env, small_world, ins
     assert query(data_env, "SELECT count(*) FROM fraud.decisions")[0][0] == len(batch)
 
 
+def test_a_warehouse_with_the_wide_feature_and_score_tables_of_earlier_versions_keeps_scoring(
+    data_env, small_world, instance
+):
+    """Earlier versions stored the transaction's columns in fraud.features and fraud.scores too; on
+    upgrade the tables drop what the assets no longer produce and day1's rows stay readable."""
+    write_history(data_env, small_world.history)
+    assert train(instance).success
+    landing = data_env / "landing" / "fraud"
+    write_landing_file(landing, "day1.csv", small_world.batches[0])
+    assert score(instance, "day1.csv").success
+    narrow = {table: query(data_env, f"DESCRIBE fraud.{table}") for table in ("features", "scores")}
+    features_day1 = query(data_env, "SELECT * FROM fraud.features ORDER BY transaction_id")
+    for table in narrow:  # the shape earlier versions left: transaction columns first
+        query(
+            data_env,
+            f"CREATE OR REPLACE TABLE fraud.{table} AS SELECT t.*, d.* EXCLUDE (transaction_id, batch_id) "
+            f"FROM fraud.transactions t JOIN fraud.{table} d USING (transaction_id)",
+        )
+
+    write_landing_file(landing, "day2.csv", small_world.batches[1])
+    assert score(instance, "day2.csv").success
+    day2 = len(small_world.batches[1])
+    assert query(data_env, "SELECT count(*) FROM fraud.decisions WHERE batch_id = 'day2.csv'")[0][0] == day2
+    for table, columns in narrow.items():
+        assert sorted(query(data_env, f"DESCRIBE fraud.{table}")) == sorted(columns)
+    in_narrow_order = ", ".join(f'"{row[0]}"' for row in narrow["features"])
+    kept = f"SELECT {in_narrow_order} FROM fraud.features WHERE batch_id = 'day1.csv' ORDER BY transaction_id"
+    assert query(data_env, kept) == features_day1
+
+
 def test_bad_file_is_quarantined_and_other_files_still_process(data_env, small_world, instance):
     write_history(data_env, small_world.history)
     assert train(instance).success

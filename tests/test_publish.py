@@ -189,3 +189,26 @@ def test_stage_rows_leaves_the_callers_frame_alone(con):
 
     pd.testing.assert_frame_equal(frame, before)
     assert set(read_staged(con, STAGING, "day1.csv", "run-a")["batch_id"]) == {"day1.csv"}
+
+
+def _string_compression(con, table: str) -> set[str]:
+    con.execute("CHECKPOINT")
+    query = f"SELECT DISTINCT compression FROM pragma_storage_info('{table}') WHERE segment_type = 'VARCHAR'"
+    return {compression for (compression,) in con.execute(query).fetchall()}
+
+
+def test_staged_rows_are_stored_uncompressed_and_published_ones_compressed(con):
+    many = rows("T", 150_000)  # more than one row group: written straight to the file, not the log
+    stage_rows(con, STAGING, many, "b1", "run-1")
+    assert _string_compression(con, STAGING) == {"Uncompressed"}
+    assert con.execute("SELECT current_setting('force_compression')").fetchall() == [("auto",)]
+    publish(con, "b1", "run-1", EARLIER)
+    assert "Uncompressed" not in _string_compression(con, PUBLISHED)
+
+
+def test_a_failed_staging_restores_compression(con):
+    stage_rows(con, STAGING, rows("T", 3).assign(amount=1.5), "b1", "run-1")
+    with pytest.raises(duckdb.Error):  # a value the staged column cannot hold
+        stage_rows(con, STAGING, rows("U", 3).assign(amount="many"), "b1", "run-2")
+    assert con.execute("SELECT current_setting('force_compression')").fetchall() == [("auto",)]
+    assert read_staged(con, STAGING, "b1", "run-2").empty

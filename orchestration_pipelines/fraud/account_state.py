@@ -39,6 +39,7 @@ import pandas as pd
 from orchestration_pipelines.fraud.contract import EUR_PER_UNIT, amount_in_eur
 from orchestration_pipelines.fraud.features import (
     CARD_WINDOW_S,
+    CONTEXT_COLUMNS,
     DAY_S,
     HOUR_S,
     USED_COLUMNS,
@@ -426,8 +427,11 @@ def _nanoseconds(timestamps: pd.Series) -> np.ndarray:
     return pd.DatetimeIndex(timestamps).tz_convert("UTC").as_unit("ns").asi8
 
 
-def features_from_state(transactions: pd.DataFrame, state: StateSnapshot) -> pd.DataFrame:
-    """``compute_features(transactions, history)`` from the batch and its accounts' stored state.
+def features_from_state(
+    transactions: pd.DataFrame, state: StateSnapshot, context: list[str] = CONTEXT_COLUMNS
+) -> pd.DataFrame:
+    """``compute_features(transactions, history)`` from the batch and its accounts' stored state, with
+    the ``context`` columns of the transaction (all of ``CONTEXT_COLUMNS`` by default).
 
     The kept recent transactions stand in for the history in the time-ordered arrays (windows, time
     since the previous transaction, travel); counts, amount sums and seen values come from the
@@ -517,4 +521,5 @@ def features_from_state(transactions: pd.DataFrame, state: StateSnapshot) -> pd.
             "hours_since_prev": in_input_order(hours_since[in_batch]),
             "travel_speed_kmh": in_input_order(speed[in_batch]),
         },
+        context,
     )

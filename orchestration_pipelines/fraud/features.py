@@ -47,6 +47,10 @@ CONTEXT_COLUMNS = [
 ]
 # What the features read: the context less the derived amount_eur.
 USED_COLUMNS = [c for c in CONTEXT_COLUMNS if c != "amount_eur"]
+# The context the scheduled path's features table keeps: the id that joins it to its transaction and
+# the derived amount the policy rules read. The transaction's text columns are stored once, in
+# ``fraud.transactions``, and joined back when decisions are staged (``scoring.with_context``).
+FEATURE_TABLE_CONTEXT = ["transaction_id", "amount_eur"]
 NO_PREVIOUS_HOURS = 24.0 * 30  # stands in for "no earlier transaction" so models need no NaN handling
 
 
@@ -122,20 +126,25 @@ def travel(
     return hours_since, speed
 
 
-def assemble(batch: pd.DataFrame, amount_eur: np.ndarray, features: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The result frame: ``batch``'s context columns (in its order) and the features computed for it."""
+def assemble(
+    batch: pd.DataFrame,
+    amount_eur: np.ndarray,
+    features: dict[str, np.ndarray],
+    context: list[str] = CONTEXT_COLUMNS,
+) -> pd.DataFrame:
+    """The result frame: ``batch``'s ``context`` columns (in its order) and the features computed for it."""
     nanos = pd.DatetimeIndex(batch["timestamp"]).asi8
-    columns = {c: batch[c].array if c == "timestamp" else batch[c].to_numpy() for c in USED_COLUMNS}
+    columns = {c: batch[c].array if c == "timestamp" else batch[c].to_numpy() for c in context if c in batch}
     columns["amount_eur"] = np.round(amount_eur, 2)
     return pd.DataFrame(
         {
-            **{c: columns[c] for c in CONTEXT_COLUMNS},
+            **{c: columns[c] for c in context},
             "amount_eur_log": np.log1p(amount_eur),
             **features,
             "hour_of_day": (nanos // (3600 * _SECOND_NS)) % 24,
-            "is_ecommerce": (columns["channel"] == "ecommerce").astype("int8"),
+            "is_ecommerce": (batch["channel"].to_numpy() == "ecommerce").astype("int8"),
         }
-    )[[*CONTEXT_COLUMNS, *FEATURE_COLUMNS]]
+    )[[*context, *FEATURE_COLUMNS]]
 
 
 def compute_features(transactions: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:

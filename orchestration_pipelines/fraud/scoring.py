@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_extension_array_dtype
 
+from orchestration_pipelines.fraud.features import CONTEXT_COLUMNS
 from orchestration_pipelines.fraud.model import FraudModel
 from orchestration_pipelines.fraud.policy import DECISIONS, FraudPolicy, apply_rules, decide, reason_strings
 
@@ -53,11 +56,44 @@ def score_features(
     return scored
 
 
+def with_context(transactions: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` with each transaction's context columns (``CONTEXT_COLUMNS``) before its scores.
+
+    The scheduled path's features and scores tables keep only the transaction id of the context, so
+    each transaction's text columns are written once before publication; here they are joined back on
+    ``transaction_id``, in the order of ``scores``. Context columns that ``scores`` carries (the derived
+    ``amount_eur``) are taken from it. Every score must have its transaction.
+    """
+    ids = scores["transaction_id"].to_numpy()
+    if len(ids) == len(transactions) and np.array_equal(ids, transactions["transaction_id"].to_numpy()):
+        rows = None  # handed on within a run: already in the same order
+    else:
+        rows = pd.Index(transactions["transaction_id"]).get_indexer(ids)
+        if (rows < 0).any():
+            missing = scores.loc[rows < 0, "transaction_id"]
+            raise ValueError(
+                f"{len(missing)} scored transactions have no transaction row: {missing.head(5).tolist()}"
+            )
+    # Inserted one by one into a shallow copy: building a new frame would scan every text value for
+    # dates and copy all columns into one block, about a second at a million rows.
+    joined = scores.copy(deep=False)
+    for previous, column in pairwise(CONTEXT_COLUMNS):
+        if column not in joined:
+            source = transactions[column]
+            # Extension arrays (zoned timestamps) as they are; numpy ones (text) without pandas' wrapper,
+            # whose conversion back to numpy scans every value for missing ones.
+            values = source.array if is_extension_array_dtype(source.dtype) else source.to_numpy()
+            values = values if rows is None else values.take(rows)
+            column_values = pd.Series(values, index=joined.index, dtype=source.dtype, copy=False)
+            joined.insert(joined.columns.get_loc(previous) + 1, column, column_values)
+    return joined
+
+
 def make_decisions(
     scores: pd.DataFrame, policy: FraudPolicy, decided_at: datetime | None = None
 ) -> pd.DataFrame:
     """Route each scored case to a queue and record why: the policy version travels with every row."""
-    decided = scores.copy()
+    decided = scores.copy(deep=False)  # new columns only: the scores frame is left as it was
     risk = scores["risk_score"].to_numpy()
     decided["decision"] = decide(risk, scores["anomaly_percentile"].to_numpy(), policy)
     decided["confidence"] = np.abs(2 * risk - 1)  # distance from a coin flip, 0..1
