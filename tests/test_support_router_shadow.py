@@ -6,13 +6,17 @@ import duckdb
 import pandas as pd
 import pytest
 from dagster import AssetKey, instance_for_test, materialize
+from llm_fixtures import build_gateway, llm_tiers, sqlite_store
+from llm_server import LLMTestServer
+from support_helpers import oracle_responder, tickets, trained_classifier, triage_setup, with_names
 
 from assets.support import SUPPORT_BATCH_ASSETS, SUPPORT_REFERENCE_ASSETS, support_batches
 from orchestration_pipelines.audit import read_audit_log
 from orchestration_pipelines.cli import main
 from orchestration_pipelines.definitions import build_resources
+from orchestration_pipelines.ledger import CallContext
 from orchestration_pipelines.opstore import OpStore
-from orchestration_pipelines.router import active_router_policy, load_router_policy
+from orchestration_pipelines.router import active_router_policy, gateway_ask, load_router_policy
 from orchestration_pipelines.shadow import UnknownVersion, compare, list_experiments
 from orchestration_pipelines.support.generator import write_demo_files
 from orchestration_pipelines.support.router_calibration import (
@@ -22,6 +26,12 @@ from orchestration_pipelines.support.router_calibration import (
     candidate_policy,
     promote_router_candidate,
     register_candidate,
+)
+from orchestration_pipelines.support.triage import (
+    RouterShadow,
+    classify_tickets,
+    intent_prompt,
+    route_tickets,
 )
 
 
@@ -142,3 +152,56 @@ def test_the_triage_runs_the_candidate_in_shadow_acts_on_the_active_and_promotio
     after = routes(data_env, "tickets_002.csv")
     assert (after["router_policy_version"] == "cautious").all() and (after["route"] == "human").all()
     assert metadata(instance, "routes")["shadow_experiment"] == "none"
+
+
+def test_a_candidate_choosing_an_llm_tier_is_asked_for_real_and_reuses_the_active_answers(tmp_path):
+    batch = with_names(tickets(120, seed=32))
+    classifier = trained_classifier()
+    prompt = intent_prompt(classifier.intents)
+    costs = {"small": 0.0005, "strong": 0.005}
+    context = CallContext(workflow="support", asset="support/routes", run_id="r-1")
+
+    def run(folder, shadow_of=None):
+        with LLMTestServer(oracle_responder(batch)) as server:
+            store = sqlite_store(folder)
+            gateway = build_gateway(store, llm_tiers(server.base_url), cache=False)
+            setup = triage_setup(
+                tier_cost_usd=costs, remaining_budget_usd=lambda: gateway.ledger.remaining_budget("support")
+            )
+            shadow = RouterShadow(store, shadow_of) if shadow_of else None
+            routed = route_tickets(
+                batch,
+                classify_tickets(batch, classifier),
+                setup,
+                lambda t: gateway_ask(gateway, prompt, t, context, "intent"),
+                shadow,
+            )
+            return routed, len(server.requests), store
+
+    alone, requests_alone, _ = run(tmp_path / "alone")
+    strong_only = replace(load_router_policy(), version="strong-only", local_min=1.01, small_min=1.01)
+    shadowed, requests_shadowed, store = run(tmp_path / "shadowed", strong_only)
+
+    acted = ["ticket_id", "route", "answered_by", "intent", "cost_usd", "router_policy_version"]
+    pd.testing.assert_frame_equal(shadowed[acted], alone[acted])  # the candidate changes nothing acted on
+    comparison = compare(store, f"router_policy:router:{load_router_policy().version}->strong-only")
+    # strong for every local language, small for the others as before, a person for risky intents
+    assert set(comparison.candidate_routes) == {"small", "strong", "human"}
+    assert comparison.candidate_cost_usd > comparison.active_cost_usd
+    with store.transaction() as cur:
+        rows = cur.execute(
+            "SELECT item_id, route FROM shadow_results WHERE variant = 'candidate' AND route <> 'human'"
+        ).fetchall()
+    candidate_strong = {item for item, route in rows if route == "strong"}
+    assert {item for item, route in rows if route == "small"} <= set(
+        alone.loc[alone["route"].eq("small"), "ticket_id"]
+    )
+    active_asked_strong = set(
+        alone.loc[
+            alone["route"].eq("strong") | alone["escalated"] | alone["answered_by"].eq("strong"), "ticket_id"
+        ]
+    )
+    # the small answers for foreign tickets are reused; one real call per ticket the candidate sends to
+    # strong that the active route never asked strong
+    assert any(route == "small" for _, route in rows) and candidate_strong
+    assert requests_shadowed == requests_alone + len(candidate_strong - active_asked_strong)
