@@ -39,8 +39,8 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from assets.audit_effects import audit_anchor
 from orchestration_pipelines.audit import (
-    AuditEntry,
     AuditRecord,
     append_audit_record,
     audit_record_for_quarantine,
@@ -301,7 +301,7 @@ def model(
         metadata={
             "model_version": candidate["version"],
             "previous_version": record.details["previous"] or "none",
-            **_audit_anchor(entry, retries_left=False),
+            **audit_anchor(entry, retries_left=False),
             "pr_auc": _rounded(candidate["metrics"]["pr_auc"]),
             "recall_at_1pct_fpr": _rounded(candidate["metrics"]["recall_at_1pct_fpr"]),
         }
@@ -629,19 +629,6 @@ def _column_schema(con: duckdb.DuckDBPyConnection, table: str) -> MetadataValue:
     return MetadataValue.table_schema(TableSchema([TableColumn(name, kind) for name, kind in columns]))
 
 
-def _audit_anchor(entry: AuditEntry | None, retries_left: bool) -> dict[str, MetadataValue]:
-    """The chain head after this effect's entry, for ``audit verify``; or say that delivery is pending.
-
-    While step retries remain, an undelivered record fails the step (the retry only delivers); after
-    the last one the effect is reported with ``audit_pending`` and a reconciler delivers it later.
-    """
-    if entry is not None:
-        return {"audit_seq": MetadataValue.int(entry.seq), "audit_hash": entry.entry_hash}
-    if retries_left:
-        raise Failure("audit delivery failed; the record waits in the outbox and a retry delivers it")
-    return {"audit_pending": True}
-
-
 @asset(
     **{k: v for k, v in _batch_table.items() if k not in ("io_manager_key", "metadata")},
     deps=[decisions_staging],
@@ -699,7 +686,7 @@ def decisions(
             "dagster/table_name": PUBLISHED_TABLE,
             SOURCE_SHA_METADATA: source_sha or "unknown",
             "published_run_id": run_id,
-            **_audit_anchor(entry, retries_left=context.retry_number < _warehouse_retry.max_retries),
+            **audit_anchor(entry, retries_left=context.retry_number < _warehouse_retry.max_retries),
             "model_version": versions[0] or "none",
             "policy_version": versions[1] or "none",
             **_queue_metadata(counts),

@@ -20,6 +20,7 @@ from dagster import (
     AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
+    AssetIn,
     AssetKey,
     Backoff,
     DailyPartitionsDefinition,
@@ -33,7 +34,15 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from orchestration_pipelines.audit import append_audit_event
+from assets.audit_effects import audit_anchor
+from orchestration_pipelines.audit import (
+    AuditRecord,
+    audit_record_for_quarantine,
+    deliver_outbox,
+    deliver_pending_audit_or_warn,
+    deliver_quarantine_record,
+    promote_with_audit,
+)
 from orchestration_pipelines.landing import (
     UnreadableFile,
     quarantine_file,
@@ -44,16 +53,20 @@ from orchestration_pipelines.learning.maintenance import refresh_thresholds, typ
 from orchestration_pipelines.maintenance.alerts import HUMAN_REVIEW, SUPPRESSED, WORK_ORDER, track_alerts
 from orchestration_pipelines.maintenance.anomaly import (
     MODEL_NAME,
+    current_model_baseline,
     degrading_windows,
     evaluate_scores,
+    promotion_verdict,
     score_features,
     train_models,
 )
-from orchestration_pipelines.maintenance.contract import ReadingsFileRejected, check_readings
+from orchestration_pipelines.maintenance.contract import ReadingsFileRejected, check_readings, days_in_file
 from orchestration_pipelines.maintenance.evidence import evidence_png
 from orchestration_pipelines.maintenance.features import day_features, maintenance_windows, median_column
 from orchestration_pipelines.maintenance.replay import history_features
+from orchestration_pipelines.maintenance.work_orders import MaintenanceSystem, orders_closed_by_events
 from orchestration_pipelines.model_registry import ModelNotFound
+from orchestration_pipelines.publish import discard_staged, publish_batch, read_staged, stage_rows
 from orchestration_pipelines.reporting import markdown_table
 from resources.landing import LandingZoneResource
 from resources.maintenance import MaintenanceConfigResource, MaintenanceSystemResource, NotifierResource
@@ -67,6 +80,10 @@ _retry = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL)
 _common = {"key_prefix": WORKFLOW, "group_name": WORKFLOW, "owners": ["team:maintenance-engineering"]}
 _daily = {**_common, "partitions_def": maintenance_days, "pool": WAREHOUSE_POOL, "retry_policy": _retry}
 _previous_day = TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+# Per-run staging (orchestration_pipelines.publish): a day is the batch; the publish step moves exactly
+# the checked rows of its run into the published tables.
+ALERTS_STAGING, ALERTS_TABLE = f"{WORKFLOW}.alerts_staging", f"{WORKFLOW}.alerts"
+ALERT_STATE_STAGING, ALERT_STATE_TABLE = f"{WORKFLOW}.alert_state_staging", f"{WORKFLOW}.alert_state"
 
 
 def _day(context) -> pd.Timestamp:
@@ -103,6 +120,32 @@ def _read(con: duckdb.DuckDBPyConnection, table: str, where: str, params: list, 
     )
 
 
+def _landing_index(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
+    """Readings files seen before: name -> size, mtime_ns, sha256 (a ``scan_landing`` cursor) and days."""
+    rows = _read(con, "landing_files", "true", [])
+    if rows is None:
+        return {}
+    return {
+        r["name"]: {
+            "size": r["size"],
+            "mtime_ns": r["mtime_ns"],
+            "sha256": r["sha256"],
+            "days": r["days"].split(","),
+        }
+        for r in rows.to_dict("records")
+    }
+
+
+def _remember_landing_days(con: duckdb.DuckDBPyConnection, files: list[tuple]) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {WORKFLOW}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {WORKFLOW}.landing_files (name VARCHAR PRIMARY KEY, size BIGINT, "
+        "mtime_ns BIGINT, sha256 VARCHAR, days VARCHAR)"
+    )
+    if files:
+        con.executemany(f"INSERT OR REPLACE INTO {WORKFLOW}.landing_files VALUES (?, ?, ?, ?, ?)", files)
+
+
 def _events(landing: LandingZoneResource) -> pd.DataFrame:
     frames = [read_table_file(f.path) for f in scan_landing(landing.landing(WORKFLOW) / "events")]
     if not frames:
@@ -113,16 +156,16 @@ def _events(landing: LandingZoneResource) -> pd.DataFrame:
 
 
 @asset(**_common, kinds={"scikitlearn"})
-def anomaly_model(
+def anomaly_model_candidate(
     context: AssetExecutionContext,
     landing: LandingZoneResource,
     maintenance_config: MaintenanceConfigResource,
     model_registry: ModelRegistryResource,
-    opstore: OperationalStoreResource,
-) -> MaterializeResult:
+) -> dict:
     """Anomaly models per machine type, trained on the healthy windows of ``history/maintenance``
-    (readings*, events*, and failures* with labelled onsets to leave out), evaluated on the last
-    quarter of that history, then promoted (audited)."""
+    (readings*, events*, and failures* with labelled onsets to leave out) before its last quarter, and
+    evaluated on that quarter beside the current model. Saved to the registry, not promoted: promotion
+    waits for the comparison check."""
     folder = landing.history(WORKFLOW)
     found = {
         kind: [read_table_file(p) for p in sorted(folder.glob(f"{kind}*"))]
@@ -146,39 +189,100 @@ def anomaly_model(
         failures[column] = pd.to_datetime(failures[column], utc=True, format="ISO8601")
     features = history_features(pd.concat(found["readings"], ignore_index=True), events, plant, policy)
     healthy = ~degrading_windows(features, failures, policy.window)
-    cut = features["window_start"].quantile(0.75)
-    holdout = features["window_start"] >= cut
-    evaluation = evaluate_scores(
-        score_features(features[holdout], train_models(features, plant, policy, healthy & ~holdout)),
-        ~healthy[holdout],
-    )
-    models = train_models(features, plant, policy, healthy)
+    holdout = features["window_start"] >= features["window_start"].quantile(0.75)
+    training = healthy & ~holdout
+    # The version saved is the one evaluated (as for fraud): it never saw its hold-out, so the next
+    # candidate's hold-out, later in time, is new to both models and the comparison is like for like.
+    models = train_models(features, plant, policy, training)
+    evaluation = evaluate_scores(score_features(features[holdout], models), ~healthy[holdout])
+    registry = model_registry.registry()
+    try:
+        current, current_card = registry.load(MODEL_NAME)
+    except ModelNotFound:
+        baseline = None
+    else:
+        baseline = current_model_baseline(current, current_card, models, features[holdout], ~healthy[holdout])
     card = {
         "plant_version": plant.version,
         "policy_version": policy.version,
+        "trained_through": str(features.loc[training, "window_start"].max()),
         "holdout_evaluation": evaluation.to_dict("records"),
         "labelled_failures": len(failures),
+        "baseline": baseline,
     }
-    registry = model_registry.registry()
-    version = registry.save(MODEL_NAME, models, card)
-    previous = registry.current_version(MODEL_NAME)
-    registry.promote(MODEL_NAME, version)
-    append_audit_event(
-        opstore.store(),
+    card["version"] = registry.save(MODEL_NAME, models, card)
+    context.add_output_metadata(
+        {
+            "model_version": card["version"],
+            "healthy_windows": MetadataValue.int(int(training.sum())),
+            "holdout_evaluation": MetadataValue.md(markdown_table(evaluation)),
+            "current_model": "none" if baseline is None else baseline["version"],
+            "current_model_on_holdout": MetadataValue.md(
+                markdown_table(pd.DataFrame(baseline["evaluation"]))
+                if baseline and "evaluation" in baseline
+                else (baseline or {}).get("not_comparable", "no current model")
+            ),
+        }
+    )
+    return card
+
+
+@asset_check(
+    asset=anomaly_model_candidate,
+    blocking=True,
+    description=(
+        "Refuses to promote anomaly models that score the candidate's hold-out worse than the current "
+        "ones (ROC-AUC, degrading and healthy windows above 1, per machine type), or that cannot be "
+        "compared like for like."
+    ),
+)
+def anomaly_candidate_not_worse(anomaly_model_candidate: dict) -> AssetCheckResult:
+    baseline = anomaly_model_candidate["baseline"]
+    passed, why = promotion_verdict(anomaly_model_candidate["holdout_evaluation"], baseline)
+    return AssetCheckResult(
+        passed=passed,
+        description=why,
+        metadata={
+            "candidate": anomaly_model_candidate["version"],
+            "current": baseline["version"] if baseline else "none",
+        },
+    )
+
+
+@asset(**_common, kinds={"scikitlearn"}, ins={"candidate": AssetIn(key=anomaly_model_candidate.key)})
+def anomaly_model(
+    context: AssetExecutionContext,
+    candidate: dict,
+    maintenance_config: MaintenanceConfigResource,
+    model_registry: ModelRegistryResource,
+    opstore: OperationalStoreResource,
+) -> MaterializeResult:
+    """The promoted anomaly models that scoring uses: promoted (with its audit record in the registry
+    pointer) only after the comparison check passed; planners' false-alarm marks refresh the alert
+    thresholds per machine type at the same time."""
+    registry, store = model_registry.registry(), opstore.store()
+    plant, policy = maintenance_config.plant(), maintenance_config.policy()
+    deliver_pending_audit_or_warn(store, context.log, registry=registry)
+    record, entry = promote_with_audit(
+        registry,
+        store,
         workflow=WORKFLOW,
-        event="model_promoted",
-        subject=version,
-        details={"previous": previous, "evaluation": card["holdout_evaluation"]},
+        model_name=MODEL_NAME,
+        version=candidate["version"],
+        details={"evaluation": candidate["holdout_evaluation"]},
         run_id=context.run.run_id,
     )
     thresholds, thresholds_version = refresh_thresholds(
-        opstore.store(), registry, policy, plant.machines, context.run.run_id
+        store, registry, policy, plant.machines, context.run.run_id
     )
     return MaterializeResult(
         metadata={
-            "model_version": version,
-            "healthy_windows": MetadataValue.int(int(healthy.sum())),
-            "holdout_evaluation": MetadataValue.md(markdown_table(evaluation)),
+            "model_version": candidate["version"],
+            "previous_version": record.details["previous"] or "none",
+            **audit_anchor(entry, retries_left=False),
+            "holdout_evaluation": MetadataValue.md(
+                markdown_table(pd.DataFrame(candidate["holdout_evaluation"]))
+            ),
             "feedback_rows_used": MetadataValue.int(len(thresholds.feedback_ids)),
             "feedback_marks_per_type": MetadataValue.json(thresholds.marks),
             "alert_thresholds_version": thresholds_version or "none (no false-alarm marks)",
@@ -197,13 +301,31 @@ def readings(
 ) -> MaterializeResult:
     """The day's readings from every landed file that covers it, checked against the plant.
 
+    Which days a file covers is read once (its timestamp column) and kept in ``maintenance.landing_files``
+    by name and content hash, so a day parses only the files that cover it, however many have landed.
+
     Exact duplicates (also across files: a re-sent file under a new name) are dropped; untrusted rows
     and values go to ``quarantine/maintenance/<day>/`` with their reasons; a file that cannot be read
     as readings at all is quarantined whole. Other machines and other days are never blocked.
     """
     day, plant = _day(context), maintenance_config.plant()
-    kept, rejected, problems, used = [], [], [], []
-    for landed in scan_landing(landing.landing(WORKFLOW) / "readings"):
+    kept, rejected, problems, used, newly_indexed, elsewhere = [], [], [], [], [], []
+    with warehouse.get_connection() as con:
+        index = _landing_index(con)
+    for landed in scan_landing(landing.landing(WORKFLOW) / "readings", known=index):
+        days = index[landed.name]["days"] if landed.name in index else None
+        if index.get(landed.name, {}).get("sha256") != landed.sha256:
+            try:
+                days = days_in_file(landed.path) or None  # no readable time at all: parse, then quarantine
+            except ValueError:
+                days = None
+            if days:
+                newly_indexed.append(
+                    (landed.name, landed.size, landed.mtime_ns, landed.sha256, ",".join(days))
+                )
+        if days and context.partition_key not in days:
+            elsewhere.append(landed.name)  # its readings are all on other days: not parsed
+            continue
         try:
             check = check_readings(read_table_file(landed.path), plant)
         except (ReadingsFileRejected, UnreadableFile) as exc:
@@ -213,15 +335,9 @@ def readings(
                 "sha256": landed.sha256,
                 "errors": getattr(exc, "problems", [{"kind": "unreadable", "message": str(exc)}]),
             }
+            reason = audit_record_for_quarantine(WORKFLOW, landed.name, reason, context.run.run_id)
             target = quarantine_file(landed.path, landing.quarantine(WORKFLOW), reason)
-            append_audit_event(
-                opstore.store(),
-                workflow=WORKFLOW,
-                event="file_quarantined",
-                subject=landed.name,
-                details=reason,
-                run_id=context.run.run_id,
-            )
+            deliver_quarantine_record(opstore.store(), reason, context.log)
             context.log.warning(f"{landed.name} quarantined to {target}: {exc}")
             continue
         rows = check.for_day(day)
@@ -247,6 +363,7 @@ def readings(
         folder.mkdir(parents=True, exist_ok=True)
         quarantined.to_csv(folder / f"rejected_rows.{context.run.run_id}.csv", index=False)
     with warehouse.get_connection() as con:
+        _remember_landing_days(con, newly_indexed)
         _replace_day(
             con, f"{WORKFLOW}.readings", day_readings.assign(day=context.partition_key), context.partition_key
         )
@@ -255,6 +372,7 @@ def readings(
         metadata={
             "dagster/row_count": MetadataValue.int(len(day_readings)),
             "files": MetadataValue.json(used),
+            "files_on_other_days": MetadataValue.int(len(elsewhere)),
             "machines_reporting": MetadataValue.int(day_readings["machine_id"].nunique()),
             "machines_silent_all_day": MetadataValue.json(silent),
             "rows_or_values_quarantined": MetadataValue.int(len(quarantined)),
@@ -346,16 +464,20 @@ def _evidence_md(png: bytes, alt: str) -> str:
 )
 def alerts(
     context: AssetExecutionContext,
+    landing: LandingZoneResource,
     maintenance_config: MaintenanceConfigResource,
     maintenance_system: MaintenanceSystemResource,
     model_registry: ModelRegistryResource,
     warehouse: DuckDBResource,
 ) -> MaterializeResult:
-    """Alerts with confidence, staged with this run's id for the blocking check; the per-machine alert
-    state carries into the next day. Machines with an open work order are suppressed."""
+    """Alerts with confidence and the per-machine alert state for the next day, both staged with this
+    run's id for the blocking check. Work orders whose machine reported maintenance done since are
+    closed first; machines with a work order still open are suppressed."""
     day, plant, policy = _day(context), maintenance_config.plant(), maintenance_config.policy()
     previous = (day - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-    open_orders = maintenance_system.system().open_orders()
+    open_since, closed_at = _close_orders_after_maintenance(
+        maintenance_system.system(), _events(landing), day + pd.Timedelta(days=1), context.run.run_id
+    )
     with warehouse.get_connection() as con:
         scored = con.execute(
             f"SELECT * FROM {WORKFLOW}.anomaly_scores WHERE day = ?", [context.partition_key]
@@ -365,8 +487,9 @@ def alerts(
         previous_readings = _read(con, "readings", "day = ?", [previous], columns="count(*) AS n")
         if state is None and previous_readings is not None and previous_readings["n"].item():
             raise Failure(
-                f"{previous} has readings but no alert state yet: its alerts must run first, or today's "
-                "evidence would silently start fresh. Run the days in order (see README, backfills).",
+                f"{previous} has readings but no published alert state yet: its alerts must be published "
+                "first, or today's evidence would silently start fresh. Run the days in order (see "
+                "README, backfills).",
                 allow_retries=False,
             )
         raised, next_state = track_alerts(
@@ -374,25 +497,20 @@ def alerts(
             plant,
             policy,
             state,
-            {m: pd.Timestamp(t) for m, t in open_orders.items()},
-            type_policies(model_registry.registry(), policy),
+            open_work_orders=open_since,
+            closed_work_orders=closed_at,
+            type_policies=type_policies(model_registry.registry(), policy),
         )
-        staged = raised.assign(day=context.partition_key, run_id=context.run.run_id)
-        _replace_day(
-            con,
-            f"{WORKFLOW}.alert_state",
-            next_state.assign(day=context.partition_key),
-            context.partition_key,
-        )
-        con.register("staged", staged)
-        con.execute(f"CREATE TABLE IF NOT EXISTS {WORKFLOW}.alerts_staging AS SELECT * FROM staged LIMIT 0")
-        con.execute(f"INSERT INTO {WORKFLOW}.alerts_staging BY NAME SELECT * FROM staged")
-        con.unregister("staged")
+        for table, rows in ((ALERTS_STAGING, raised), (ALERT_STATE_STAGING, next_state)):
+            stage_rows(
+                con, table, rows.assign(day=context.partition_key), context.partition_key, context.run.run_id
+            )
     counts = {s: int((raised["status"] == s).sum()) for s in (WORK_ORDER, HUMAN_REVIEW, SUPPRESSED)}
     metadata = {f"alerts_{status}": MetadataValue.int(n) for status, n in counts.items()}
     metadata["previous_day_state"] = (
         "carried" if state is not None and len(state) else "none (evidence starts fresh)"
     )
+    metadata["work_orders_closed_by_maintenance"] = MetadataValue.int(len(closed_at))
     if len(raised):
         top = raised.sort_values("confidence", ascending=False).iloc[0]
         windows = scored[scored["machine_id"] == top["machine_id"]]
@@ -411,10 +529,7 @@ def staged_alerts_valid(
 ) -> AssetCheckResult:
     day, policy, plant = _day(context), maintenance_config.policy(), maintenance_config.plant()
     with warehouse.get_connection() as con:
-        staged = con.execute(
-            f"SELECT * FROM {WORKFLOW}.alerts_staging WHERE day = ? AND run_id = ?",
-            [context.partition_key, context.run.run_id],
-        ).df()
+        staged = read_staged(con, ALERTS_STAGING, context.partition_key, context.run.run_id)
     alerted = pd.to_datetime(staged["alerted_at"], utc=True)
     problems = {
         "alert outside its day": int(
@@ -436,6 +551,60 @@ def staged_alerts_valid(
         description="; ".join(f"{n} {name}" for name, n in failed.items()) or f"{len(staged)} alerts valid",
         metadata={"alerts_checked": len(staged), "run_id": context.run.run_id},
     )
+
+
+def _close_orders_after_maintenance(
+    system: MaintenanceSystem, events: pd.DataFrame, until: pd.Timestamp, run_id: str
+) -> tuple[dict[str, pd.Timestamp], dict[str, pd.Timestamp]]:
+    """Close the open work orders whose machine reported maintenance done before ``until`` (each with
+    its audit entry); returns (machine -> earliest open order's alert time, machine -> closing time)
+    for the suppression of the day's alerts."""
+    orders = system.open_order_list()
+    closing = orders_closed_by_events(orders, events, until)
+    for done in closing.itertuples(index=False):
+        system.close_work_order(
+            done.work_order_key,
+            {"machine_id": done.machine_id, "closed_at": done.closed_at, "maintenance": done.code},
+            run_id,
+        )
+    still_open = orders[~orders["work_order_key"].isin(closing["work_order_key"])]
+    return (
+        orders.groupby("machine_id")["alerted_at"].min().to_dict(),
+        closing[~closing["machine_id"].isin(still_open["machine_id"])]
+        .groupby("machine_id")["closed_at"]
+        .max()
+        .to_dict(),
+    )
+
+
+def _publication_record(day: str, run_id: str, policy_version: str):
+    """The ``alerts_published`` record, written to the outbox by the publish transaction."""
+
+    def record(con: duckdb.DuckDBPyConnection, rows: int) -> AuditRecord:
+        statuses = con.execute(
+            f"SELECT status, count(*) FROM {ALERTS_TABLE} WHERE batch_id = ? GROUP BY 1", [day]
+        ).fetchall()
+        return AuditRecord(
+            event_id=f"alerts_published:{run_id}:{day}",
+            workflow=WORKFLOW,
+            event="alerts_published",
+            subject=day,
+            details={"rows": rows, "statuses": dict(statuses), "policy_version": policy_version},
+            run_id=run_id,
+        )
+
+    return record
+
+
+def _publish_alert_state(con: duckdb.DuckDBPyConnection, day: str, run_id: str) -> None:
+    """In the publish transaction: the day's alert state becomes the one this run staged."""
+    staged = f"SELECT * EXCLUDE (batch_id, run_id, staged_at) FROM {ALERT_STATE_STAGING}"
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ALERT_STATE_TABLE} AS {staged} LIMIT 0")
+    con.execute(f"DELETE FROM {ALERT_STATE_TABLE} WHERE day = ?", [day])
+    con.execute(
+        f"INSERT INTO {ALERT_STATE_TABLE} BY NAME {staged} WHERE batch_id = ? AND run_id = ?", [day, run_id]
+    )
+    con.execute(f"DELETE FROM {ALERT_STATE_STAGING} WHERE batch_id = ? AND run_id = ?", [day, run_id])
 
 
 def _when(downtime_start: pd.Timestamp) -> str:
@@ -460,33 +629,44 @@ def work_orders(
     opstore: OperationalStoreResource,
     warehouse: DuckDBResource,
 ) -> MaterializeResult:
-    """Publishes the checked alerts of this day and run, opens a work order with evidence for each
-    confident one (proposed into the next downtime window) and notifies the owning team; the others
-    wait in human review (status column)."""
-    policy = maintenance_config.policy()
+    """Publishes the checked alerts of this day and run (with the alert state the next day continues
+    from and the audit record, in one transaction; an older run of the day never overwrites a newer
+    one), opens a work order with evidence for each confident one (proposed into the next downtime
+    window) and notifies the owning team; the others wait in human review (status column)."""
+    policy, day, run_id = maintenance_config.policy(), context.partition_key, context.run.run_id
+    store = opstore.store()
     with warehouse.get_connection() as con:
-        con.execute("BEGIN TRANSACTION")
+        deliver_pending_audit_or_warn(
+            store, context.log, warehouse=con, quarantine_root=landing.quarantine(WORKFLOW)
+        )
+        publication = publish_batch(
+            con,
+            staging=ALERTS_STAGING,
+            published=ALERTS_TABLE,
+            batch_id=day,
+            run_id=run_id,
+            run_created_at=context.instance.get_run_record_by_id(run_id).create_timestamp,
+            source_sha256=None,
+            audit_record=_publication_record(day, run_id, policy.version),
+            in_transaction=[_publish_alert_state],
+            may_be_empty=True,
+        )
+        if publication.status == "superseded":
+            for staging in (ALERTS_STAGING, ALERT_STATE_STAGING):  # valid, but they can never publish
+                discard_staged(con, staging, day, run_id)
+            raise Failure(
+                f"{day}: superseded, run {publication.published_run_id} (created later) already published "
+                "this day; nothing was changed and no work order was opened",
+                metadata={"superseded_by_run": publication.published_run_id},
+                allow_retries=False,
+            )
         try:
-            con.execute(
-                f"CREATE TABLE IF NOT EXISTS {WORKFLOW}.alerts AS "
-                f"SELECT * FROM {WORKFLOW}.alerts_staging LIMIT 0"
-            )
-            con.execute(f"DELETE FROM {WORKFLOW}.alerts WHERE day = ?", [context.partition_key])
-            con.execute(
-                f"INSERT INTO {WORKFLOW}.alerts SELECT * FROM {WORKFLOW}.alerts_staging "
-                "WHERE day = ? AND run_id = ?",
-                [context.partition_key, context.run.run_id],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        published = con.execute(
-            f"SELECT * FROM {WORKFLOW}.alerts WHERE day = ?", [context.partition_key]
-        ).df()
-        scored = con.execute(
-            f"SELECT * FROM {WORKFLOW}.anomaly_scores WHERE day = ?", [context.partition_key]
-        ).df()
+            entry = deliver_outbox(con, store, publication.event_id)[0]
+        except Exception as exc:  # any store failure: the record stays in the outbox
+            context.log.warning(f"audit delivery of {publication.event_id} failed: {exc}")
+            entry = None
+        published = con.execute(f"SELECT * FROM {ALERTS_TABLE} WHERE batch_id = ?", [day]).df()
+        scored = con.execute(f"SELECT * FROM {WORKFLOW}.anomaly_scores WHERE day = ?", [day]).df()
     for column in ("alerted_at", "downtime_start", "downtime_end"):
         published[column] = pd.to_datetime(published[column], utc=True)
     scored["window_start"] = pd.to_datetime(scored["window_start"], utc=True)
@@ -519,15 +699,6 @@ def work_orders(
             payload,
             context.run.run_id,
         )
-        if delivery.created:
-            append_audit_event(
-                opstore.store(),
-                workflow=WORKFLOW,
-                event="work_order_opened",
-                subject=alert.episode_id,
-                details=payload,
-                run_id=context.run.run_id,
-            )
         team_notifier.notify(
             alert.episode_id,
             alert.team,
@@ -545,17 +716,10 @@ def work_orders(
             }
         )
         plots.setdefault("evidence", _evidence_md(png, alert.episode_id))
-    counts = published["status"].value_counts().to_dict()
-    append_audit_event(
-        opstore.store(),
-        workflow=WORKFLOW,
-        event="alerts_published",
-        subject=context.partition_key,
-        details={"statuses": counts, "policy_version": policy.version},
-        run_id=context.run.run_id,
-    )
     return MaterializeResult(
         metadata={
+            "published_run_id": run_id,
+            **audit_anchor(entry, retries_left=context.retry_number < _retry.max_retries),
             "alerts_published": MetadataValue.int(len(published)),
             "work_orders": MetadataValue.int(len(opened)),
             "human_review": MetadataValue.int(int((published["status"] == HUMAN_REVIEW).sum())),
@@ -567,5 +731,6 @@ def work_orders(
 
 
 MAINTENANCE_DAILY_ASSETS = [readings, features, anomaly_scores, alerts, work_orders]
-MAINTENANCE_ASSETS = [anomaly_model, *MAINTENANCE_DAILY_ASSETS]
-MAINTENANCE_CHECKS = [staged_alerts_valid]
+MAINTENANCE_TRAINING_ASSETS = [anomaly_model_candidate, anomaly_model]
+MAINTENANCE_ASSETS = [*MAINTENANCE_TRAINING_ASSETS, *MAINTENANCE_DAILY_ASSETS]
+MAINTENANCE_CHECKS = [anomaly_candidate_not_worse, staged_alerts_valid]

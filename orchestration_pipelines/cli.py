@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser(
-        "demo", help="generate demo data and run the fraud and support workflows through Dagster"
+        "demo", help="generate demo data; run fraud, support and a maintenance day through Dagster"
     )
     demo.add_argument("--accounts", type=int, default=5000)
     demo.add_argument(

@@ -9,7 +9,9 @@ from assets.fraud_lifecycle import no_stranded_batches
 from assets.fraud_review import FRAUD_REVIEW_ASSETS
 from assets.llm_ops import LLM_OPS_ASSETS, LLM_OPS_CHECKS, llm_resources
 from assets.maintenance import MAINTENANCE_ASSETS, MAINTENANCE_CHECKS
+from assets.maintenance_review import MAINTENANCE_REVIEW_ASSETS
 from assets.support import SUPPORT_ASSETS, SUPPORT_CHECKS
+from assets.support_review import SUPPORT_REVIEW_ASSETS
 from orchestration_pipelines.jobs import (
     fraud_account_state_rebuild_job,
     fraud_scoring_job,
@@ -51,7 +53,15 @@ def build_resources() -> dict:
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=[*FRAUD_ASSETS, *FRAUD_REVIEW_ASSETS, *LLM_OPS_ASSETS, *MAINTENANCE_ASSETS, *SUPPORT_ASSETS],
+        assets=[
+            *FRAUD_ASSETS,
+            *FRAUD_REVIEW_ASSETS,
+            *LLM_OPS_ASSETS,
+            *MAINTENANCE_ASSETS,
+            *MAINTENANCE_REVIEW_ASSETS,
+            *SUPPORT_ASSETS,
+            *SUPPORT_REVIEW_ASSETS,
+        ],
         asset_checks=[
             *FRAUD_CHECKS,
             no_stranded_batches,

@@ -1,4 +1,4 @@
-"""The end-to-end demo behind ``make demo``: fraud and support runs launched through the Dagster
+"""The end-to-end demo behind ``make demo``: fraud, support and a maintenance day, run through the Dagster
 instance, then a summary of each.
 
 Every run is submitted to the instance in ``DAGSTER_HOME`` and started by its run launcher in a process
@@ -36,6 +36,9 @@ from orchestration_pipelines.batch_lifecycle import BatchState
 from orchestration_pipelines.definitions import build_definitions
 from orchestration_pipelines.fraud.generator import write_demo_files
 from orchestration_pipelines.landing import LandedFile, scan_landing
+from orchestration_pipelines.maintenance.alerts import HUMAN_REVIEW, SUPPRESSED, WORK_ORDER
+from orchestration_pipelines.maintenance.generator import write_demo_files as write_maintenance_demo_files
+from orchestration_pipelines.maintenance.work_orders import MaintenanceSystem
 from orchestration_pipelines.model_registry import ModelRegistry
 from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.review import list_items
@@ -93,11 +96,13 @@ def wait_for_runs(instance: DagsterInstance, run_ids: list[str]) -> dict[str, Da
 
 
 def run_demo(n_accounts: int = 5000, with_bad_file: bool = False, support_batch_size: int = 200) -> None:
-    """Fraud, then support, through one instance and one loaded code location."""
+    """Fraud, then support, then a maintenance day, through one instance and one loaded code location."""
     with launching_instance() as (instance, workspace):
         print(f"Dagster instance: {instance.root_directory}\nData: {paths().data_dir}")
         run_fraud_demo(instance, workspace, n_accounts, with_bad_file)
         run_support_demo(instance, workspace, support_batch_size)
+        maintenance_day, maintenance_run = run_maintenance_demo(instance, workspace)
+    print_maintenance_summary(maintenance_day, maintenance_run)
     print("\nNext: `make ui` and open http://127.0.0.1:3000 for runs, lineage, checks and metadata.")
 
 
@@ -114,10 +119,10 @@ def run_fraud_demo(
             (Path(arriving) / "transactions_broken.csv").write_text(
                 "transaction_id,account_id,amount\nX1,A1,not-a-number\nX1,A2,12.5\n"
             )
-        print("\n[1/4] fraud_training_job: labelled history -> model candidate -> check -> promoted model")
+        print("\n[1/6] fraud_training_job: labelled history -> model candidate -> check -> promoted model")
         run_or_stop(instance, workspace, "fraud_training_job")
         to_score = land_unfinished(instance, Path(arriving), landing, layout.quarantine(WORKFLOW))
-        print(f"\n[2/4] fraud_scoring_job: {len(to_score)} new landing file(s), one partition each")
+        print(f"\n[2/6] fraud_scoring_job: {len(to_score)} new landing file(s), one partition each")
         instance.add_dynamic_partitions(fraud_batches.name, [f.name for f in to_score])
         runs = {
             f.name: submit(
@@ -156,12 +161,12 @@ def run_support_demo(
         write_support_files(
             layout.history(SUPPORT), Path(arriving), tickets=2000, batches=2, batch_size=batch_size, seed=7
         )
-        print("\n[3/4] support_training_job: customers, orders, labelled tickets -> ticket classifier")
+        print("\n[3/6] support_training_job: customers, orders, labelled tickets -> ticket classifier")
         run_or_stop(instance, workspace, "support_training_job")
         for path in Path(arriving).iterdir():  # a rename: the landing folder never sees half a file
             path.rename(landing / path.name)
     owed = [f for f in scan_landing(landing) if not support_already_ingested(instance, f.name, f.sha256)]
-    print(f"\n[4/4] support_triage_job: {len(owed)} new ticket file(s), one partition each")
+    print(f"\n[4/6] support_triage_job: {len(owed)} new ticket file(s), one partition each")
     instance.add_dynamic_partitions(support_batches.name, [f.name for f in owed])
     runs = {
         f.name: submit(
@@ -199,6 +204,44 @@ def print_support_summary() -> None:
         "first (refunds, legal threats, account changes); human_review: a person answers; rejected: "
         "failed the ticket contract"
     )
+
+
+def run_maintenance_demo(
+    instance: DagsterInstance, workspace: BaseWorkspaceRequestContext
+) -> tuple[str, str]:
+    """Train the plant's anomaly models on five healthy days, then run the next day: (day, its run id)."""
+    layout = paths()
+    first_day = write_maintenance_demo_files(layout.history("maintenance"), layout.landing("maintenance"))
+    day = f"{first_day:%Y-%m-%d}"
+    print("\n[5/6] maintenance_training_job: healthy plant history -> candidate -> check -> promoted models")
+    run_or_stop(instance, workspace, "maintenance_training_job")
+    print(f"\n[6/6] maintenance_daily_job: plant day {day} -> alerts -> work orders")
+    run_id = submit(instance, workspace, "maintenance_daily_job", {"dagster/partition": day})
+    ok = wait_for_runs(instance, [run_id])[run_id] == DagsterRunStatus.SUCCESS
+    print(f"      run {run_id}: {'ok' if ok else 'FAILED'}")
+    if not ok:
+        raise SystemExit("the maintenance day failed; see the run in the Dagster UI (make ui)")
+    return day, run_id
+
+
+def print_maintenance_summary(day: str, run_id: str) -> None:
+    """What the plant day produced: work orders opened (with evidence) and alerts waiting for a person."""
+    layout = paths()
+    with duckdb.connect(str(layout.warehouse), read_only=True) as con:
+        statuses = dict(
+            con.execute(
+                "SELECT status, count(*) FROM maintenance.alerts WHERE day = ? GROUP BY 1", [day]
+            ).fetchall()
+        )
+    system = MaintenanceSystem(OpStore(default_opstore_url()), None)
+    opened_today = [o for o in system.work_orders() if o["run_id"] == run_id]
+    orders = statuses.get(WORK_ORDER, 0)
+    print(
+        f"\nMaintenance day {day}: {orders} work order{'s' if orders != 1 else ''} "
+        f"({len(opened_today)} newly opened), {statuses.get(HUMAN_REVIEW, 0)} sent to human review, "
+        f"{statuses.get(SUPPRESSED, 0)} suppressed (machine already has an open work order)"
+    )
+    print(f"Evidence plots: {layout.data_dir / 'evidence' / 'maintenance'}; table maintenance.alerts")
 
 
 def land_unfinished(

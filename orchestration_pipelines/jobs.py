@@ -25,8 +25,10 @@ from dagster import (
 from assets.fraud import FRAUD_SCORING_ASSETS, FRAUD_TRAINING_ASSETS, account_state
 from assets.fraud_lifecycle import no_stranded_batches
 from assets.fraud_review import FRAUD_REVIEW_ASSETS
-from assets.maintenance import MAINTENANCE_DAILY_ASSETS, anomaly_model
+from assets.maintenance import MAINTENANCE_DAILY_ASSETS, MAINTENANCE_TRAINING_ASSETS
+from assets.maintenance_review import MAINTENANCE_REVIEW_ASSETS
 from assets.support import SUPPORT_BATCH_ASSETS, SUPPORT_REFERENCE_ASSETS
+from assets.support_review import SUPPORT_REVIEW_ASSETS
 from orchestration_pipelines.connectors import connectors_by_action
 from orchestration_pipelines.review.actions import deliver_pending_actions
 from resources.connectors import CardServiceResource, ReplySenderResource
@@ -58,25 +60,34 @@ fraud_account_state_rebuild_job = define_asset_job(
     description="Rebuild the fraud account state from labelled history and published decisions.",
 )
 
+# A plant day continues the day before it (carried feature tail and alert state), so the instance's run
+# queue admits one run with this tag at a time (deploy/*.yaml): a backfill's runs, queued in partition
+# order, then run day after day.
+PLANT_DAYS_IN_ORDER_TAG = "maintenance/plant_days"
+
 maintenance_daily_job = define_asset_job(
     "maintenance_daily_job",
-    selection=AssetSelection.assets(*MAINTENANCE_DAILY_ASSETS),
+    selection=AssetSelection.assets(*MAINTENANCE_DAILY_ASSETS, *MAINTENANCE_REVIEW_ASSETS),
     executor_def=in_process_executor,
-    description="One plant day: readings, features, anomaly scores, staged alerts, check, work orders.",
+    tags={PLANT_DAYS_IN_ORDER_TAG: "one_at_a_time"},
+    description="One plant day: readings, features, anomaly scores, staged alerts, check, work orders, "
+    "then review items for the low-confidence alerts.",
 )
 
 maintenance_training_job = define_asset_job(
     "maintenance_training_job",
-    selection=AssetSelection.assets(anomaly_model),
+    selection=AssetSelection.assets(*MAINTENANCE_TRAINING_ASSETS),
     executor_def=in_process_executor,
-    description="Train the per-type anomaly models on healthy maintenance history and promote them.",
+    description="Train the per-type anomaly models on healthy maintenance history; promote them only "
+    "if they are not worse than the current ones on the same hold-out.",
 )
 
 support_triage_job = define_asset_job(
     "support_triage_job",
-    selection=AssetSelection.assets(*SUPPORT_BATCH_ASSETS),
+    selection=AssetSelection.assets(*SUPPORT_BATCH_ASSETS, *SUPPORT_REVIEW_ASSETS),
     executor_def=in_process_executor,
-    description="Triage one landed ticket file: contract, classification, routes, replies, outbox.",
+    description="Triage one landed ticket file: contract, classification, routes, replies, outbox, then "
+    "review items for the replies awaiting approval and the tickets escalated to a person.",
 )
 
 support_training_job = define_asset_job(

@@ -97,6 +97,11 @@ def read_staged(con: duckdb.DuckDBPyConnection, staging: str, batch_id: str, run
     )
 
 
+def discard_staged(con: duckdb.DuckDBPyConnection, staging: str, batch_id: str, run_id: str) -> None:
+    """Remove a run's staged rows of ``batch_id`` that can never publish (its run was superseded)."""
+    con.execute(f"DELETE FROM {staging} WHERE batch_id = ? AND run_id = ?", [batch_id, run_id])
+
+
 def _arrow_backed_text(arrow_type: pa.DataType) -> pd.StringDtype | None:
     return pd.StringDtype("pyarrow") if pa.types.is_string(arrow_type) else None
 
@@ -116,6 +121,7 @@ def publish_batch(
     source_sha256: str | None,
     audit_record: Callable[[duckdb.DuckDBPyConnection, int], AuditRecord],
     in_transaction: Sequence[Callable[[duckdb.DuckDBPyConnection, str, str], None]] = (),
+    may_be_empty: bool = False,
 ) -> Publication:
     """Replace ``batch_id`` in ``published`` with the rows run ``run_id`` staged, in one transaction.
 
@@ -123,7 +129,8 @@ def publish_batch(
     the batch now holds, runs each ``in_transaction(con, batch_id, run_id)`` and removes the published
     staged rows. A run created before the run that already published this batch is ``superseded`` and
     changes nothing; a retry of the run that published returns ``already_published`` with its event id.
-    Readers see the previous version of the batch or the new one, never a mix.
+    Readers see the previous version of the batch or the new one, never a mix. A run with no staged
+    rows raises ``NothingStaged`` unless ``may_be_empty`` (a plant day without alerts is a result).
     """
     ledger = _publications(published)
     con.execute("BEGIN TRANSACTION")
@@ -144,7 +151,7 @@ def publish_batch(
         staged = con.execute(
             f"SELECT count(*) FROM {staging} WHERE batch_id = ? AND run_id = ?", [batch_id, run_id]
         ).fetchall()[0][0]
-        if not staged:
+        if not staged and not may_be_empty:
             raise NothingStaged(f"no staged rows for batch {batch_id!r} of run {run_id}")
         columns = f"SELECT * EXCLUDE (staged_at) FROM {staging}"
         con.execute(f"CREATE TABLE IF NOT EXISTS {published} AS {columns} LIMIT 0")

@@ -15,7 +15,9 @@ from fraud_helpers import write_landing_file
 from instance_helpers import REPO, dagster_home
 
 from orchestration_pipelines.fraud import train_builtin
+from orchestration_pipelines.maintenance.work_orders import MaintenanceSystem
 from orchestration_pipelines.model_registry import ModelRegistry
+from orchestration_pipelines.opstore import OpStore
 
 CLI = str(Path(sys.executable).with_name("orchestration-pipelines"))
 
@@ -91,22 +93,31 @@ def test_demo_runs_the_workflow_through_dagster(data_env, tmp_path):
     out = completed.stdout
     assert "fraud_training_job" in out and "Decisions per queue" in out
     runs = [line for line in out.splitlines() if line.strip().startswith("run ") or ": run " in line]
-    # fraud: training + three good batches + the bad one; support: training + two batches
-    assert len(runs) == 8
+    # fraud: training + three good batches + the bad one; support: training + two batches;
+    # maintenance: training + a day
+    assert len(runs) == 10
     assert sum("FAILED" in line for line in runs) == 1
     assert "transactions_broken.csv" in out and "hash chain intact" in out
     waiting = re.search(r"Review inbox: (\d+) fraud item\(s\) waiting", out)
     assert waiting and int(waiting.group(1)) > 0  # the scoring runs raised the cases for people
     assert (data_env / "quarantine" / "fraud" / "transactions_broken.csv.reason.json").exists()
+    day, opened, reviewed = _maintenance_counts(out)
+    assert opened >= 1 and reviewed >= 1  # a confident alert and an uncertain one
+    published = _query(data_env, "SELECT status, count(*) FROM maintenance.alerts GROUP BY 1")
+    assert dict(published) == {"work_order_proposed": opened, "human_review": reviewed}
+    orders = MaintenanceSystem(OpStore(os.environ["OP_OPSTORE_URL"]), None).work_orders()
+    assert len(orders) == opened
     with DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         # Launched through the instance from the code location (what the Overview timeline shows),
         # not executed in the demo's own process.
-        assert len(runs) == 8
+        assert len(runs) == 10
         assert {r.remote_job_origin.location_name for r in runs} == {"orchestration_pipelines"}
         assert all(r.tags.get("fraud/landing_sha256") for r in runs if r.job_name == "fraud_scoring_job")
         support_runs = [r for r in runs if r.job_name == "support_triage_job"]
         assert len(support_runs) == 2 and all(r.tags.get("support/landing_sha256") for r in support_runs)
+        [daily] = [r for r in runs if r.job_name == "maintenance_daily_job"]
+        assert daily.tags["dagster/partition"] == day
     # Support without an API key: local answers with templates, the rest to people; every ticket counted.
     assert "support_triage_job" in out and "Tickets per route" in out and "Outbox per final state" in out
     with duckdb.connect(str(data_env / "warehouse.duckdb")) as con:
@@ -120,3 +131,19 @@ def test_demo_runs_the_workflow_through_dagster(data_env, tmp_path):
     again = run_cli("demo", "--accounts", "1500", env_extra={"DAGSTER_HOME": str(home)}).stdout
     assert "0 new landing file(s)" in again  # same content is never scored twice
     assert "0 new ticket file(s)" in again
+    assert _maintenance_counts(again) == (day, opened, reviewed)  # the day again: the same alerts
+    assert "0 newly opened" in again  # and no second work order
+    assert len(MaintenanceSystem(OpStore(os.environ["OP_OPSTORE_URL"]), None).work_orders()) == opened
+
+
+def _maintenance_counts(out: str) -> tuple[str, int, int]:
+    found = re.search(
+        r"(\d{4}-\d\d-\d\d): (\d+) work orders? \(\d+ newly opened\), (\d+) sent to human review", out
+    )
+    assert found, out
+    return found[1], int(found[2]), int(found[3])
+
+
+def _query(data_env, sql: str) -> list[tuple]:
+    with duckdb.connect(str(data_env / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(sql).fetchall()

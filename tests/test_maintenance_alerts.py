@@ -116,3 +116,20 @@ def test_a_rerun_is_not_suppressed_by_the_work_orders_of_its_own_or_later_episod
     own = first.iloc[0]["alerted_at"]
     assert _track(scores, open_work_orders={"PU-001": own})[0].equals(first)
     assert _track(scores, open_work_orders={"PU-001": own + pd.Timedelta(days=1)})[0].equals(first)
+
+
+def test_after_maintenance_closes_the_order_a_new_episode_alerts_again():
+    """Suppressed while the order is open; the repair closes it, calm ends the episode, and the next
+    degradation raises a work order again."""
+    p = policy()
+    opened = START - pd.Timedelta(hours=3)
+    high, calm = p.high_score * 2, p.exit_score / 2
+    before_repair = [high] * 10  # suppressed: the machine's order is open
+    after_repair = [calm] * p.release_windows + [high] * 10  # released, then a new degradation
+    scores = before_repair + after_repair
+    closed_at = START + len(before_repair) * p.window  # maintenance done between the two stretches
+    alerts, _ = _track(scores, open_work_orders={"PU-001": opened}, closed_work_orders={"PU-001": closed_at})
+    assert alerts["status"].tolist() == [SUPPRESSED, WORK_ORDER]
+    assert alerts["episode_id"].nunique() == 2 and (alerts["alerted_at"].iloc[1] > closed_at)
+    still_open, _ = _track(scores, open_work_orders={"PU-001": opened})
+    assert still_open["status"].tolist() == [SUPPRESSED, SUPPRESSED]  # without the close: still quiet

@@ -7,8 +7,10 @@ from maintenance_helpers import TRAIN_UNTIL, policy, small_plant
 
 from orchestration_pipelines.maintenance.anomaly import (
     NotEnoughHealthyHistory,
+    current_model_baseline,
     degrading_windows,
     evaluate_scores,
+    promotion_verdict,
     score_features,
     train_models,
 )
@@ -63,3 +65,53 @@ def test_an_unknown_machine_of_a_known_type_is_scored_against_its_type():
     stranger = features[features["machine_id"] == "PU-001"].head(50).assign(machine_id="PU-NEW")
     scores = score_features(stranger, models)["anomaly_score"].dropna()
     assert len(scores) > 30 and np.isfinite(scores).all()
+
+
+def _evaluation(**metrics) -> list[dict]:
+    base = {"machine_type": "pump", "roc_auc": 0.9, "degrading_above_1": 0.8, "healthy_above_1": 0.01}
+    return [{**base, **metrics}]
+
+
+def test_promotion_refuses_a_candidate_worse_on_any_measure_and_says_why():
+    current = {"version": "v1", "evaluation": _evaluation()}
+    assert promotion_verdict(_evaluation(), None)[0]  # the first model
+    ok, why = promotion_verdict(_evaluation(roc_auc=0.895, healthy_above_1=0.015), current)
+    assert ok and "pump roc_auc 0.8950 vs current 0.9000" in why  # within tolerance
+    for worse, named in [({"roc_auc": 0.85}, "roc_auc"), ({"degrading_above_1": 0.7}, "degrading_above_1"),
+                         ({"healthy_above_1": 0.05}, "healthy_above_1")]:  # fmt: skip
+        ok, why = promotion_verdict(_evaluation(**worse), current)
+        assert not ok and why.startswith("candidate is worse") and named in why
+    ok, why = promotion_verdict(_evaluation(roc_auc=np.nan, degrading_above_1=np.nan), current)
+    assert ok and "roc_auc" not in why  # not measurable without degrading windows: not held against it
+    ok, why = promotion_verdict(_evaluation(), {"version": "v1", "not_comparable": "other sensors"})
+    assert not ok and "no like-for-like comparison: other sensors" in why
+
+
+def test_the_current_model_is_judged_on_the_candidates_holdout_only_when_like_for_like():
+    sim, p = small_plant(), policy()
+    features = _features()
+    degrading = degrading_windows(features, sim.failures, p.window)
+    holdout = features["window_start"] >= TRAIN_UNTIL
+    candidate = train_models(features, sim.plant, p, ~holdout & ~degrading)
+    card = {"version": "v1", "trained_through": str(features.loc[~holdout, "window_start"].max())}
+    same = current_model_baseline(candidate, card, candidate, features[holdout], degrading[holdout])
+    assert same["version"] == "v1" and promotion_verdict(same["evaluation"], same)[0]
+    everything = pd.Series(True, index=features.index)
+    worse = train_models(features, sim.plant, p, everything)  # degradations learnt as normal
+    baseline = current_model_baseline(candidate, card, worse, features[holdout], degrading[holdout])
+    assert not promotion_verdict(evaluate_scores(score_features(features[holdout], worse), degrading[holdout])
+                                 .to_dict("records"), baseline)[0]  # fmt: skip
+    seen = {**card, "trained_through": str(features["window_start"].max())}
+    assert (
+        "inside the candidate's hold-out"
+        in current_model_baseline(candidate, seen, candidate, features[holdout], degrading[holdout])[
+            "not_comparable"
+        ]
+    )
+    fewer = {t: m for t, m in candidate.items() if t != "spindle"}
+    assert (
+        "reads"
+        in current_model_baseline(fewer, card, candidate, features[holdout], degrading[holdout])[
+            "not_comparable"
+        ]
+    )

@@ -8,31 +8,20 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
-from instance_helpers import REPO, dagster_home
+from instance_helpers import BIN, REPO, dagster_home, running_daemon, wait_for
 
 from resources.warehouse import WAREHOUSE_POOL
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
 JOB = "hold_slot_job"
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
 
 
 @pytest.fixture
@@ -52,26 +41,8 @@ def daemon_home(tmp_path) -> Iterator[tuple[Path, Path]]:
             {"load_from": [{"python_file": {"relative_path": str(location), "working_directory": str(REPO)}}]}
         )
     )
-    with DagsterInstance.from_config(str(home)) as instance:  # create the SQLite storages once, before
-        instance.get_runs(limit=1)  # the daemon and the launch command race to create them
-        instance.event_log_storage.get_concurrency_keys()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-        cwd=tmp_path,
-        env=env,
-        stdout=(tmp_path / "daemon.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its code server and run workers share its process group
-    )
-    try:
+    with running_daemon(home, workspace, tmp_path, tmp_path / "daemon.log"):
         yield home, workspace
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
 
 
 def launch(home: Path, workspace: Path, release_file: Path) -> None:

@@ -6,16 +6,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 from typing import Any
 
 import pandas as pd
 
 from orchestration_pipelines.fraud.features import CONTEXT_COLUMNS
 from orchestration_pipelines.fraud.policy import FraudPolicy
-from orchestration_pipelines.review import ReviewRequest
+from orchestration_pipelines.review import ReviewRequest, content_sha256, json_ready
 
 WORKFLOW = "fraud"
 KIND_OF_DECISION = {
@@ -25,19 +22,9 @@ KIND_OF_DECISION = {
 _SCORE_COLUMNS = ("risk_score", "model_probability", "anomaly_percentile", "rule_risk", "confidence")
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-ready scalar: timestamps as ISO 8601, NaN and NA as None, numpy numbers as Python ones."""
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
 def input_sha256(row: dict[str, Any]) -> str:
     """Hash of the transaction as the scorer saw it (its context columns), stable across re-reads."""
-    seen = {column: row.get(column) for column in CONTEXT_COLUMNS}
-    return hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()
+    return content_sha256({column: row.get(column) for column in CONTEXT_COLUMNS})
 
 
 def _why(row: dict[str, Any], policy: FraudPolicy) -> str:
@@ -59,7 +46,7 @@ def review_requests(decisions: pd.DataFrame, policy: FraudPolicy) -> list[Review
     }
     requests = []
     for raw in needing.to_dict("records"):
-        row = {key: _plain(value) for key, value in raw.items()}
+        row = {key: json_ready(value) for key, value in raw.items()}
         reasons = [code for code in (row.get("reason_codes") or "").split(";") if code]
         context = {
             **{column: row.get(column) for column in CONTEXT_COLUMNS},

@@ -10,7 +10,8 @@ Per machine, a small state machine walks the scored windows in time order:
   in the next downtime window, below it goes to human review; an episode that starts in review and
   later becomes confident is escalated once;
 * while the machine has a work order opened before the episode starts, the episode is recorded as
-  suppressed and nothing is sent (a re-run of a day is not suppressed by the orders it opened itself).
+  suppressed and nothing is sent (a re-run of a day is not suppressed by the orders it opened itself);
+  once maintenance closes the order, suppression ends and a new episode alerts again.
 
 The per-machine state is a small table handed from one day to the next.
 """
@@ -75,14 +76,16 @@ def track_alerts(
     state: pd.DataFrame | None = None,
     open_work_orders: Mapping[str, pd.Timestamp] | None = None,
     type_policies: Mapping[str, MaintenancePolicy] | None = None,
+    closed_work_orders: Mapping[str, pd.Timestamp] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(alerts raised in ``scored``'s windows, the state to pass with the next day's windows).
 
     ``scored`` holds machine_id, window_start, anomaly_score (NaN = not scorable: skipped);
-    ``open_work_orders`` maps a machine to the alert time of its earliest open work order;
+    ``open_work_orders`` maps a machine to the alert time of its earliest open work order, and
+    ``closed_work_orders`` a machine to the time maintenance closed its orders within these windows;
     ``type_policies`` replaces ``policy`` for the machine types planners' false-alarm marks made stricter.
     """
-    open_work_orders = open_work_orders or {}
+    open_work_orders, closed_work_orders = open_work_orders or {}, closed_work_orders or {}
     type_policies = type_policies or {}
     states = _states(state)
     alerts = []
@@ -96,8 +99,12 @@ def track_alerts(
             if np.isnan(score):
                 continue
             alerted_at = window_start + machine_policy.window
-            open_since = open_work_orders.get(machine_id)
-            suppress = open_since is not None and open_since < alerted_at
+            open_since, closed = open_work_orders.get(machine_id), closed_work_orders.get(machine_id)
+            suppress = (
+                open_since is not None
+                and open_since < alerted_at
+                and (closed is None or alerted_at <= closed)
+            )
             alert = _step(current, float(score), alerted_at, machine_policy, suppress)
             if alert:
                 alerts.append(

@@ -144,3 +144,61 @@ def degrading_windows(features: pd.DataFrame, failures: pd.DataFrame, window: pd
     )
     flag.loc[merged.loc[inside, "index"].unique()] = True
     return flag
+
+
+# A candidate may be this much worse than the current model, per machine type, before it is refused:
+# ROC-AUC and the share of degrading windows scored above 1 must not drop, the share of healthy windows
+# above 1 (false alarms) must not rise, by more than these (absolute).
+PROMOTION_TOLERANCE = {"roc_auc": 0.02, "degrading_above_1": 0.05, "healthy_above_1": 0.01}
+_LOWER_IS_BETTER = {"healthy_above_1"}
+
+
+def current_model_baseline(
+    current: dict[str, TypeModel],
+    current_card: dict,
+    candidate: dict[str, TypeModel],
+    holdout: pd.DataFrame,
+    degrading: pd.Series,
+) -> dict:
+    """The current model on the candidate's hold-out (``evaluation``), or why that comparison would not
+    be like for like (``not_comparable``): other machine types or sensors, or a model that was trained
+    on windows of this hold-out."""
+    entry = {"version": current_card.get("version")}
+    inputs = {t: m.columns for t, m in current.items()}
+    wanted = {t: m.columns for t, m in candidate.items()}
+    if inputs != wanted:
+        return {**entry, "not_comparable": f"the current model reads {inputs}, the candidate {wanted}"}
+    trained_through = current_card.get("trained_through")
+    if trained_through and pd.Timestamp(trained_through) >= holdout["window_start"].min():
+        return {
+            **entry,
+            "not_comparable": f"the current model was trained on windows up to {trained_through}, inside "
+            f"the candidate's hold-out (from {holdout['window_start'].min()})",
+        }
+    return {
+        **entry,
+        "evaluation": evaluate_scores(score_features(holdout, current), degrading).to_dict("records"),
+    }
+
+
+def promotion_verdict(candidate: list[dict], baseline: dict | None) -> tuple[bool, str]:
+    """Whether the candidate (its hold-out ``evaluation`` records) may replace the current model, and why."""
+    if baseline is None:
+        return True, "no current model: the candidate becomes the first promoted version"
+    if "not_comparable" in baseline:
+        return False, f"not promoted, no like-for-like comparison: {baseline['not_comparable']}"
+    current = {row["machine_type"]: row for row in baseline["evaluation"]}
+    worse, compared = [], []
+    for row in candidate:
+        for metric, tolerance in PROMOTION_TOLERANCE.items():
+            ours, theirs = row[metric], current[row["machine_type"]][metric]
+            if pd.isna(ours) or pd.isna(theirs):
+                continue  # e.g. no degrading windows in the hold-out: not measurable for either
+            text = f"{row['machine_type']} {metric} {ours:.4f} vs current {theirs:.4f}"
+            compared.append(text)
+            sign = -1 if metric in _LOWER_IS_BETTER else 1
+            if sign * (ours - theirs) < -tolerance:
+                worse.append(f"{text} (tolerance {tolerance})")
+    if worse:
+        return False, "candidate is worse than the current model on the same hold-out: " + "; ".join(worse)
+    return True, "not worse on the same hold-out: " + ("; ".join(compared) or "nothing measurable")

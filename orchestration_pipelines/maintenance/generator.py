@@ -10,6 +10,7 @@ chosen onset speed and end in a failure, followed by a repair. Every event is in
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -304,3 +305,41 @@ def simulate_plant(scenario: Scenario = DEVELOPMENT, plant: PlantConfig | None =
         maintenance=pd.concat([p[3] for p in parts if len(p[3])], ignore_index=True),
         ambient=pd.Series(ambient, index=times, name="ambient_temperature"),
     )
+
+
+# The demo plant (the packaged plant file's twelve machines): five healthy days to learn from, then
+# days with fast degradations, so the first day after training raises confident and uncertain alerts.
+DEMO = Scenario(
+    seed=11,
+    start="2026-11-02",
+    days=8,
+    machines_per_type={"pump": 4, "compressor": 3, "spindle": 5},
+    onset_hours={"bearing_wear": (20, 30), "overheating": (10, 14), "pressure_loss": (20, 30)},
+    failures_per_machine_week=1.0,
+    first_failure_day=5,
+)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write under a hidden name, then rename: a landing scan never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    frame.to_csv(partial, index=False)
+    partial.rename(path)
+
+
+def write_demo_files(history: Path, landing: Path, scenario: Scenario = DEMO) -> pd.Timestamp:
+    """Labelled history (readings, events, failures) before the first failure day into ``history``, the
+    readings of the first day after it into ``landing/readings`` and the event log up to that day's end
+    into ``landing/events``. Returns that first landed day."""
+    sim = simulate_plant(scenario)
+    day = pd.Timestamp(scenario.start, tz="UTC") + pd.Timedelta(days=scenario.first_failure_day)
+    readings, events, failures = sim.readings, sim.events, sim.failures
+    _write_csv(readings[readings["timestamp"] < day], history / "readings.csv")
+    _write_csv(events[events["timestamp"] < day], history / "events.csv")
+    _write_csv(failures[failures["onset"] < day], history / "failures.csv")
+    end = day + pd.Timedelta(days=1)
+    in_day = (readings["timestamp"] >= day) & (readings["timestamp"] < end)
+    _write_csv(readings[in_day], landing / "readings" / f"readings_{day:%Y-%m-%d}.csv")
+    _write_csv(events[events["timestamp"] < end], landing / "events" / "events.csv")
+    return day

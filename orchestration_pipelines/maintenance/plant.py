@@ -8,6 +8,7 @@ work orders are proposed into the next downtime window of the calendar.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -82,6 +83,30 @@ class PlantConfig:
                 start += pd.Timedelta(days=7)
             candidates.append((start, start + window.duration))
         return min(candidates, default=(pd.NaT, pd.NaT))
+
+
+def plant_file_text(plant: PlantConfig) -> str:
+    """``plant`` as a plant file (JSON is YAML) that ``load_plant`` reads back: for generated plants."""
+    return json.dumps(
+        {
+            "plant_id": plant.plant_id,
+            "version": plant.version,
+            "reading_interval": str(plant.reading_interval),
+            "sensors": {s.name: {"unit": s.unit, "min": s.min, "max": s.max} for s in plant.sensors.values()},
+            "machine_types": {
+                t.name: {"team": t.team, "sensors": list(t.sensors)} for t in plant.machine_types.values()
+            },
+            "machines": plant.machines,
+            "downtime_windows": [
+                {
+                    "weekday": WEEKDAYS[w.weekday],
+                    "start": f"{w.start.components.hours:02d}:{w.start.components.minutes:02d}",
+                    "hours": w.duration / pd.Timedelta(hours=1),
+                }
+                for w in plant.downtime_windows
+            ],
+        }
+    )
 
 
 def _parse(raw: dict, text: str) -> PlantConfig:

@@ -5,6 +5,11 @@ and of every webhook delivery (``Idempotency-Key`` header), so a re-run, a retry
 same day never opens a second order or sends a different one. The row is written first (pending), then
 delivered with retries; a delivery that keeps failing leaves the row pending with its error, and the
 next attempt sends the same key again. Team notifications use the same outbox pattern.
+
+Opening and closing an order write its audit entry in the same operational-store transaction as the
+row (the audit log lives in that store), so the effect and its entry never diverge. An order closes
+when the machine reports maintenance done after the order was raised (``orders_closed_by_events``);
+suppression of the machine's alerts then ends and a new episode can alert again.
 """
 
 from __future__ import annotations
@@ -14,8 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
+
+from orchestration_pipelines.audit import AuditRecord, append_audit_in
 from orchestration_pipelines.connectors import DeliveryFailed, DeliveryRefused, checked_action, post_json
 from orchestration_pipelines.opstore import OpStore
+
+WORKFLOW = "maintenance"
+WORK_ORDERS_LOCK = "maintenance_work_orders"  # opening and closing orders run one at a time
+MAINTENANCE_DONE = "maintenance_end"  # the event log's mark that a machine is back from maintenance
 
 
 @dataclass(frozen=True)
@@ -94,26 +106,29 @@ class MaintenanceSystem(_WebhookOutbox):
     def open_work_order(
         self, key: str, machine_id: str, team: str, alerted_at: str, payload: dict, run_id: str | None
     ) -> Delivery:
-        """Record the order under ``key`` (once) and deliver it (until delivered once)."""
-        with self.store.transaction(exclusive=True) as cur:  # read-then-insert: one writer at a time
+        """Record the order under ``key`` with its ``work_order_opened`` audit entry (once, together),
+        then deliver it (until delivered once)."""
+        payload_json = json.dumps(payload, sort_keys=True, default=str)
+        with self.store.transaction(lock=WORK_ORDERS_LOCK) as cur:  # read-then-insert: one at a time
             existing = cur.execute(
                 "SELECT delivery, payload FROM maintenance_work_orders WHERE work_order_key = ?", (key,)
             ).fetchone()
-            created = existing is None and cur.execute(
-                "INSERT INTO maintenance_work_orders (work_order_key, machine_id, team, alerted_at, status, "
-                "payload, created_at, run_id, delivery, delivery_attempts) "
-                "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, 0) "
-                "ON CONFLICT (work_order_key) DO NOTHING RETURNING work_order_key",
-                (key, machine_id, team, alerted_at, json.dumps(payload, sort_keys=True, default=str), _now(),
-                 run_id, "pending" if self.webhook_url else "not_configured"),
-            ).fetchone() is not None  # fmt: skip
+            if existing is None:
+                cur.execute(
+                    "INSERT INTO maintenance_work_orders (work_order_key, machine_id, team, alerted_at, "
+                    "status, payload, created_at, run_id, delivery, delivery_attempts) "
+                    "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, 0)",
+                    (key, machine_id, team, alerted_at, payload_json, _now(), run_id,
+                     "pending" if self.webhook_url else "not_configured"),
+                )  # fmt: skip
+                append_audit_in(cur, _work_order_record("work_order_opened", key, payload, run_id))
         if existing is not None and existing[0] == "delivered":
             return Delivery(key, created=False, delivered=True, attempts=0)
         if not self.webhook_url:
-            return Delivery(key, created=created, delivered=False, attempts=0)
+            return Delivery(key, created=existing is None, delivered=False, attempts=0)
         stored = json.loads(existing[1]) if existing is not None else payload  # resend what was recorded
         used = self._deliver(key, {"work_order_key": key, **stored})
-        return Delivery(key, created=created, delivered=True, attempts=used)
+        return Delivery(key, created=existing is None, delivered=True, attempts=used)
 
     def open_orders(self) -> dict[str, str]:
         """Machine -> alert time (ISO 8601) of its earliest open work order, for suppression."""
@@ -124,9 +139,28 @@ class MaintenanceSystem(_WebhookOutbox):
             )
             return dict(cur.fetchall())
 
-    def close_work_order(self, key: str) -> None:
+    def open_order_list(self) -> pd.DataFrame:
+        """Every open order: work_order_key, machine_id, alerted_at (UTC)."""
         with self.store.transaction() as cur:
-            cur.execute(f"UPDATE {self.table} SET status = 'closed' WHERE {self.key_column} = ?", (key,))
+            cur.execute(
+                "SELECT work_order_key, machine_id, alerted_at FROM maintenance_work_orders "
+                "WHERE status = 'open' ORDER BY work_order_key"
+            )
+            orders = pd.DataFrame(cur.fetchall(), columns=["work_order_key", "machine_id", "alerted_at"])
+        orders["alerted_at"] = pd.to_datetime(orders["alerted_at"], utc=True, format="ISO8601")
+        return orders
+
+    def close_work_order(self, key: str, details: dict, run_id: str | None = None) -> bool:
+        """Close an open order with its ``work_order_closed`` entry, together; False if it was not open."""
+        with self.store.transaction(lock=WORK_ORDERS_LOCK) as cur:
+            closed = cur.execute(
+                "UPDATE maintenance_work_orders SET status = 'closed' "
+                "WHERE work_order_key = ? AND status = 'open' RETURNING work_order_key",
+                (key,),
+            ).fetchone()
+            if closed:
+                append_audit_in(cur, _work_order_record("work_order_closed", key, details, run_id))
+        return closed is not None
 
     def work_orders(self) -> list[dict[str, Any]]:
         names = ["work_order_key", "machine_id", "team", "alerted_at", "status", "payload", "run_id",
@@ -134,6 +168,27 @@ class MaintenanceSystem(_WebhookOutbox):
         with self.store.transaction() as cur:
             cur.execute(f"SELECT {', '.join(names)} FROM maintenance_work_orders ORDER BY work_order_key")
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _work_order_record(event: str, key: str, details: dict, run_id: str | None) -> AuditRecord:
+    """One entry per order and event: the key makes a re-run's entry the same entry."""
+    return AuditRecord(
+        event_id=f"{event}:{key}", workflow=WORKFLOW, event=event, subject=key, details=details, run_id=run_id
+    )
+
+
+def orders_closed_by_events(orders: pd.DataFrame, events: pd.DataFrame, until: pd.Timestamp) -> pd.DataFrame:
+    """The open ``orders`` that a later maintenance-done event of their machine closes, before ``until``.
+
+    ``orders``: work_order_key, machine_id, alerted_at; ``events``: the machine event log. Returns
+    work_order_key, machine_id, closed_at (the first such event after the order's alert) and code
+    (preventive or repair). An event before the alert belongs to an earlier episode and closes nothing.
+    """
+    done = events[(events["event"] == MAINTENANCE_DONE) & (events["timestamp"] < until)]
+    pairs = orders.merge(done[["machine_id", "timestamp", "code"]], on="machine_id")
+    pairs = pairs[pairs["timestamp"] > pairs["alerted_at"]].sort_values("timestamp", kind="stable")
+    first = pairs.drop_duplicates("work_order_key").rename(columns={"timestamp": "closed_at"})
+    return first[["work_order_key", "machine_id", "closed_at", "code"]].reset_index(drop=True)
 
 
 class Notifier(_WebhookOutbox):

@@ -23,6 +23,7 @@ from orchestration_pipelines.review.items import (
     raise_items,
 )
 from orchestration_pipelines.review.policy import PolicyError, ReviewPolicy, load_review_policy
+from orchestration_pipelines.review.raising import PartitionRaise, content_sha256, json_ready, raise_partition
 from orchestration_pipelines.review.reviewers import (
     Reviewer,
     authenticate,
@@ -36,6 +37,7 @@ __all__ = [
     "OPEN_STATUSES",
     "DecisionOutcome",
     "DecisionRefused",
+    "PartitionRaise",
     "PolicyError",
     "RaisedItems",
     "ReviewEvent",
@@ -47,13 +49,16 @@ __all__ = [
     "apply_timeouts",
     "authenticate",
     "case_story",
+    "content_sha256",
     "create_reviewer",
     "decide",
     "disable_reviewer",
     "get_item",
     "get_reviewer",
     "item_history",
+    "json_ready",
     "list_items",
     "load_review_policy",
     "raise_items",
+    "raise_partition",
 ]

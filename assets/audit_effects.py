@@ -1,0 +1,20 @@
+"""Dagster side of the audit outbox, shared by the workflows: anchor the chain in materialization metadata."""
+
+from __future__ import annotations
+
+from dagster import Failure, MetadataValue
+
+from orchestration_pipelines.audit import AuditEntry
+
+
+def audit_anchor(entry: AuditEntry | None, retries_left: bool) -> dict[str, MetadataValue]:
+    """The chain head after this effect's entry, for ``audit verify``; or say that delivery is pending.
+
+    While step retries remain, an undelivered record fails the step (the retry only delivers); after
+    the last one the effect is reported with ``audit_pending`` and a reconciler delivers it later.
+    """
+    if entry is not None:
+        return {"audit_seq": MetadataValue.int(entry.seq), "audit_hash": entry.entry_hash}
+    if retries_left:
+        raise Failure("audit delivery failed; the record waits in the outbox and a retry delivers it")
+    return {"audit_pending": True}
