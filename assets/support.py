@@ -15,6 +15,7 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetRecordsFilter,
+    Config,
     DagsterInstance,
     DynamicPartitionsDefinition,
     Failure,
@@ -56,8 +57,19 @@ from orchestration_pipelines.support.contract import read_ticket_file, validate_
 from orchestration_pipelines.support.knowledge import KnowledgeBase
 from orchestration_pipelines.support.outbox import OUTBOX_STATUSES, compose_outbox, draft_replies
 from orchestration_pipelines.support.policy import load_support_policy
+from orchestration_pipelines.support.router_calibration import (
+    calibrate_candidate,
+    register_candidate,
+    shadowed_candidate,
+)
 from orchestration_pipelines.support.tables import column_names, create_tables, replace_batch_with_record
-from orchestration_pipelines.support.triage import Triage, classify_tickets, intent_prompt, route_tickets
+from orchestration_pipelines.support.triage import (
+    RouterShadow,
+    Triage,
+    classify_tickets,
+    intent_prompt,
+    route_tickets,
+)
 from resources.landing import LandingZoneResource
 from resources.llm import LLM_POOL, LLMGatewayResource
 from resources.models import ModelRegistryResource
@@ -149,6 +161,7 @@ def classifier(
             "text_columns": ["subject", "body"],
             "metrics": report.metrics,
             "feedback": use.card_entry(),
+            "holdout": report.holdout.to_dict("list"),  # what the router is calibrated on
         },
     )
     if use.used_ids:
@@ -182,6 +195,47 @@ def classifier(
                     4,
                 )
             ),
+        }
+    )
+
+
+class RouterCalibrationConfig(Config):
+    target_accuracy: float = 0.95  # overall, counting a person's answer below the threshold as right
+
+
+@asset(**_common, deps=[classifier], kinds={"numpy"})
+def router_candidate(
+    context: AssetExecutionContext,
+    config: RouterCalibrationConfig,
+    model_registry: ModelRegistryResource,
+    opstore: OperationalStoreResource,
+) -> MaterializeResult:
+    """The router's thresholds calibrated on the new classifier's hold-out tickets, registered as the
+    CANDIDATE router policy: the triage runs it in shadow; a person promotes it
+    (`orchestration-pipelines router promote VERSION --actor WHO`)."""
+    event = context.instance.get_latest_materialization_event(classifier.key)
+    version = event.asset_materialization.metadata["version"].value
+    card = model_registry.registry().card(MODEL_NAME, version)
+    store = opstore.store()
+    candidate = calibrate_candidate(
+        pd.DataFrame(card["holdout"]),
+        active_router_policy(store),
+        f"calibrated-{version}",
+        config.target_accuracy,
+    )
+    register_candidate(store, candidate, actor="support_training_job", run_id=context.run.run_id)
+    evidence = candidate.evidence
+    return MaterializeResult(
+        metadata={
+            "candidate_version": candidate.policy.version,
+            "differs_from_active": candidate.differs_from_active,
+            "reason": candidate.reason,
+            "calibrated": evidence["calibrated"],
+            "items_used": MetadataValue.int(evidence["items"]),
+            "thresholds_before": MetadataValue.json(evidence["thresholds_before"]),
+            "thresholds_after": MetadataValue.json(evidence["thresholds_after"]),
+            "expected_per_route": MetadataValue.json(evidence["expected"]),
+            "reached_target": evidence["reached_target"],
         }
     )
 
@@ -345,10 +399,16 @@ def routes(
         tier_cost_usd=tier_costs,
         remaining_budget_usd=lambda: gateway.ledger.remaining_budget(WORKFLOW),
     )
-    routed = route_tickets(tickets, classification, triage, ask_for if gateway.tiers else None)
+    candidate = shadowed_candidate(store, triage.router_policy)
+    shadow = RouterShadow(store, candidate) if candidate else None
+    routed = route_tickets(tickets, classification, triage, ask_for if gateway.tiers else None, shadow)
     routed["prompt"] = f"{prompt.id}.v{prompt.version}"
     routed.insert(0, "batch_id", context.partition_key)
-    context.add_output_metadata(_routing_metadata(routed) | llm.run_usage_metadata(context))
+    shadow_metadata = {
+        "router_policy_version": triage.router_policy.version,
+        "shadow_experiment": shadow.experiment(triage.router_policy).key if shadow else "none",
+    }
+    context.add_output_metadata(_routing_metadata(routed) | shadow_metadata | llm.run_usage_metadata(context))
     return routed
 
 
@@ -493,7 +553,7 @@ def outbox(
     )
 
 
-SUPPORT_REFERENCE_ASSETS = [customers, orders, labelled_tickets, classifier]
+SUPPORT_REFERENCE_ASSETS = [customers, orders, labelled_tickets, classifier, router_candidate]
 SUPPORT_BATCH_ASSETS = [raw_tickets, classification, routes, replies, outbox]
 SUPPORT_ASSETS = [*SUPPORT_REFERENCE_ASSETS, *SUPPORT_BATCH_ASSETS]
 SUPPORT_CHECKS = [low_confidence_share_stable]

@@ -95,7 +95,8 @@ support_training_job = define_asset_job(
     selection=AssetSelection.assets(*SUPPORT_REFERENCE_ASSETS),
     executor_def=in_process_executor,
     description="Load customers, orders and labelled tickets; train the ticket classifier (promoted "
-    "only if none is yet; later versions are promoted by a person).",
+    "only if none is yet; later versions are promoted by a person); calibrate the candidate router "
+    "policy on its hold-out (run in shadow by the triage, promoted by a person).",
 )
 
 

@@ -1,4 +1,5 @@
-"""``orchestration-pipelines router recalibrate``: the router's thresholds from reviewed tickets."""
+"""``orchestration-pipelines router recalibrate | promote``: the router's thresholds from reviewed tickets,
+and the promotion of a candidate policy that ran in shadow."""
 
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     recalibrate.add_argument("--version", required=True, help="the new policy version's name")
     recalibrate.add_argument("--target", type=float, default=0.9, help="accuracy a trusted tier must reach")
     recalibrate.set_defaults(func=cmd_recalibrate)
+    promote = router_sub.add_parser(
+        "promote",
+        help="make the candidate router policy active; refused unless it ran in shadow beside the active one",
+    )
+    promote.add_argument("version", help="the candidate policy version (support/router_candidate)")
+    promote.add_argument("--actor", required=True, help="who promotes (recorded in the audit log)")
+    promote.add_argument("--reason", default="shadow results reviewed", help="why, for the audit log")
+    promote.set_defaults(func=cmd_promote)
 
 
 def cmd_recalibrate(args: argparse.Namespace) -> None:
@@ -43,3 +52,18 @@ def cmd_recalibrate(args: argparse.Namespace) -> None:
             indent=2,
         )
     )
+
+
+def cmd_promote(args: argparse.Namespace) -> None:
+    from orchestration_pipelines.opstore import OpStore
+    from orchestration_pipelines.settings import default_opstore_url
+    from orchestration_pipelines.shadow import UnknownVersion
+    from orchestration_pipelines.support.router_calibration import NoShadowEvidence, promote_router_candidate
+
+    try:
+        promoted = promote_router_candidate(
+            OpStore(default_opstore_url()), args.version, args.actor, args.reason
+        )
+    except (UnknownVersion, NoShadowEvidence) as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"promoted router policy {promoted.version} by {promoted.actor}")

@@ -151,12 +151,15 @@ class TicketClassifier:
 
 @dataclass(frozen=True)
 class TrainingReport:
-    """Hold-out metrics of a trained classifier; ``per_language`` only when a language column was given."""
+    """Hold-out metrics of a trained classifier; ``per_language`` only when a language column was given.
+    ``holdout`` has the hold-out tickets' true ``intent``, ``local_intent`` and ``local_confidence`` (the
+    calibrated top probability): what the router's thresholds are calibrated on."""
 
     metrics: dict
     train_rows: int
     holdout_rows: int
     dropped_rows: int
+    holdout: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _metrics(truth: Sequence[str], predicted: Sequence[str]) -> dict:
@@ -216,9 +219,9 @@ def train_classifier(
         corrections = pd.DataFrame(
             {"_text": ticket_texts(extra, text_columns), "_intent": extra[intent].astype(str).str.strip()}
         )
-    predicted = pd.Series(
-        _fit(train, "_intent", seed, corrections, extra_weight).predict(holdout["_text"]), index=holdout.index
-    )
+    holdout_model = _fit(train, "_intent", seed, corrections, extra_weight)
+    probabilities = holdout_model.predict_proba(holdout["_text"])  # predict is their argmax
+    predicted = pd.Series(holdout_model.classes_[probabilities.argmax(axis=1)], index=holdout.index)
     metrics = {"intent": _metrics(holdout["_intent"], predicted)}
     if urgency:
         urgency_model = _fit(train.assign(_urgency=train[urgency].astype(str)), "_urgency", seed)
@@ -234,7 +237,14 @@ def train_classifier(
         features = intent_model.named_steps["features"].transform(data["_text"].tolist())
         urgency_model = calibrated_classifier(seed).fit(features, data[urgency].astype(str).tolist())
     classifier = TicketClassifier(tuple(text_columns), intent_model, urgency_model)
-    report = TrainingReport(metrics, len(train), len(holdout), int((~usable).sum()))
+    scored = pd.DataFrame(
+        {
+            "intent": holdout["_intent"].to_numpy(),
+            "local_intent": predicted.to_numpy(),
+            "local_confidence": probabilities.max(axis=1).round(4),
+        }
+    )
+    report = TrainingReport(metrics, len(train), len(holdout), int((~usable).sum()), scored)
     return classifier, report
 
 

@@ -19,11 +19,21 @@ import pandas as pd
 
 from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.prompt_registry import Prompt, PromptRegistry
-from orchestration_pipelines.router import Ask, Route, RouterPolicy, RoutingContext, carry_out, route
+from orchestration_pipelines.router import (
+    Ask,
+    Route,
+    RouterPolicy,
+    RoutingContext,
+    TierAnswer,
+    carry_out,
+    route,
+)
+from orchestration_pipelines.shadow import ShadowExperiment, VariantOutcome, run_shadow
 from orchestration_pipelines.support.classifier import TicketClassifier
 from orchestration_pipelines.support.policy import SupportPolicy
 
 INTENT_PROMPT_ID = "support_intent"
+ROUTER_KIND, ROUTER_NAME = "router_policy", "router"  # how router policies are versioned (shadow)
 TRIAGE_COLUMNS = (
     "ticket_id",
     "local_intent",
@@ -104,13 +114,32 @@ def route_tickets(
     classification: pd.DataFrame,
     triage: Triage,
     ask_for: Callable[[Mapping[str, object]], Ask] | None = None,
+    shadow: RouterShadow | None = None,
 ) -> pd.DataFrame:
-    """One row per ticket (``TRIAGE_COLUMNS``). Without ``ask_for`` no LLM tier is offered to the router."""
+    """One row per ticket (``TRIAGE_COLUMNS``). Without ``ask_for`` no LLM tier is offered to the router.
+
+    With ``shadow`` every ticket is also routed by the candidate policy through ``run_shadow``; only the
+    active policy's rows are returned and acted on. The candidate reuses an LLM answer the active route
+    already got for that ticket and tier; a tier only it chooses is asked (and costs) for real.
+    """
     tier_costs = triage.tier_cost_usd if ask_for else {}
     by_id = {row["ticket_id"]: row for row in classification.to_dict("records")}
-    rows = []
+    positions = {ticket_id: position for position, ticket_id in enumerate(tickets["ticket_id"])}
     # Only what routing reads, row by row; the whole ticket is built for the few that go to an LLM.
-    for position, ticket in enumerate(tickets[["ticket_id", "language"]].to_dict("records")):
+    routed = tickets[["ticket_id", "language"]].to_dict("records")
+    answers: dict[str, dict[Route, TierAnswer]] = {}
+
+    def ask_once(ticket_id: str) -> Ask:
+        asked = answers.setdefault(ticket_id, {})
+
+        def ask(tier: Route) -> TierAnswer:
+            if tier not in asked:
+                asked[tier] = ask_for(tickets.iloc[positions[ticket_id]].to_dict())(tier)
+            return asked[tier]
+
+        return ask
+
+    def row_for(ticket: Mapping[str, str], policy: RouterPolicy) -> tuple:
         local = by_id[ticket["ticket_id"]]
         local_intent, confidence, urgency = (
             local["local_intent"],
@@ -127,35 +156,71 @@ def route_tickets(
                 remaining_budget_usd=triage.remaining_budget_usd() if tier_costs else math.inf,
                 tier_cost_usd=tier_costs,
             ),
-            triage.router_policy,
+            policy,
         )
         uses_llm = decision.route in (Route.SMALL, Route.STRONG)
         distribution = json.loads(local["intent_probabilities"])
-        ask = ask_for(tickets.iloc[position].to_dict()) if uses_llm else _no_llm
+        ask = ask_once(ticket["ticket_id"]) if uses_llm else _no_llm
         answer = carry_out(decision, distribution, ask)
         reason = decision.reason
         if uses_llm and answer.label is None:
             reason += "; no LLM tier answered: a person decides"
-        rows.append(
-            (
-                ticket["ticket_id"],
-                local_intent,
-                confidence,
-                urgency,
-                answer.label,
-                round(risk, 4),
-                str(decision.route),
-                str(answer.level),
-                answer.escalated,
-                answer.cost_usd,
-                reason,
-                triage.policy.needs_approval(answer.label if answer.label is not None else local_intent),
-                decision.policy_version,
-                triage.policy.version,
-                triage.classifier_version,
-            )
+        return (
+            ticket["ticket_id"],
+            local_intent,
+            confidence,
+            urgency,
+            answer.label,
+            round(risk, 4),
+            str(decision.route),
+            str(answer.level),
+            answer.escalated,
+            answer.cost_usd,
+            reason,
+            triage.policy.needs_approval(answer.label if answer.label is not None else local_intent),
+            decision.policy_version,
+            triage.policy.version,
+            triage.classifier_version,
         )
-    return pd.DataFrame(rows, columns=list(TRIAGE_COLUMNS))
+
+    if shadow is None:
+        rows = [row_for(ticket, triage.router_policy) for ticket in routed]
+        return pd.DataFrame(rows, columns=list(TRIAGE_COLUMNS))
+
+    active_rows: dict[str, tuple] = {}
+
+    def outcome(row: tuple) -> VariantOutcome:
+        answered = dict(zip(TRIAGE_COLUMNS, row, strict=True))
+        return VariantOutcome(answered["intent"], answered["route"], answered["cost_usd"])
+
+    def active(ticket: Mapping[str, str]) -> VariantOutcome:
+        active_rows[ticket["ticket_id"]] = row_for(ticket, triage.router_policy)
+        return outcome(active_rows[ticket["ticket_id"]])
+
+    run_shadow(
+        shadow.store,
+        shadow.experiment(triage.router_policy),
+        ((ticket["ticket_id"], ticket) for ticket in routed),
+        active,
+        lambda ticket: outcome(row_for(ticket, shadow.candidate)),
+    )
+    return pd.DataFrame([active_rows[t["ticket_id"]] for t in routed], columns=list(TRIAGE_COLUMNS))
+
+
+@dataclass(frozen=True)
+class RouterShadow:
+    """A candidate router policy run beside the active one; results go to ``store``'s shadow results."""
+
+    store: OpStore
+    candidate: RouterPolicy
+
+    def experiment(self, active: RouterPolicy) -> ShadowExperiment:
+        return router_shadow_experiment(active, self.candidate)
+
+
+def router_shadow_experiment(active: RouterPolicy, candidate: RouterPolicy) -> ShadowExperiment:
+    """The support router's shadow experiment of ``candidate`` beside ``active``."""
+    return ShadowExperiment(ROUTER_KIND, ROUTER_NAME, active.version, candidate.version, "support")
 
 
 def triage_tickets(
