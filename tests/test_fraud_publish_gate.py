@@ -7,12 +7,14 @@ from unittest import mock
 
 import pandas as pd
 import pytest
-from dagster import ReexecutionOptions, execute_job, instance_for_test, reconstructable
+from dagster import ReexecutionOptions, execute_job, instance_for_test, materialize, reconstructable
 from fraud_helpers import write_history, write_landing_file
 from test_fraud_assets import materialization_metadata, query, score, train
 
 import assets.fraud
+from assets.fraud import FRAUD_TRAINING_ASSETS, candidate_not_worse_than_current
 from orchestration_pipelines.audit import OUTBOX, deliver_pending_audit, read_audit_log
+from orchestration_pipelines.definitions import build_resources
 from orchestration_pipelines.landing import file_sha256
 from orchestration_pipelines.model_registry import ModelRegistry
 from orchestration_pipelines.opstore import OpStore
@@ -190,10 +192,13 @@ def test_quarantine_and_promotion_while_the_store_is_down(trained, small_world, 
     bad = small_world.batches[1].copy()
     bad.loc[1, "transaction_id"] = bad.loc[0, "transaction_id"]
     write_landing_file(trained / "landing" / "fraud", "bad.csv", bad)
+    # Training reads reviewers' corrections from the store, so the candidate is trained while it is up;
+    # its promotion then happens while the store is down.
+    assert training_run(instance, selection=[assets.fraud.model_candidate]).success
     with monkeypatch.context() as down:
         down.setenv("OP_OPSTORE_URL", UNREACHABLE_STORE)
         assert not score(instance, "bad.csv").success
-        assert train(instance).success  # a second model version, promoted while the store is down
+        assert training_run(instance, selection=[assets.fraud.model]).success  # promoted, store down
     reason = json.loads((trained / "quarantine" / "fraud" / "bad.csv.reason.json").read_text())
     assert reason["file"] == "bad.csv" and reason["audit"]["event"] == "batch_quarantined"
     assert materialization_metadata(instance, ["fraud", "model"])["audit_pending"] is True
@@ -207,6 +212,17 @@ def test_quarantine_and_promotion_while_the_store_is_down(trained, small_world, 
     assert audit_subjects(trained, "model_promoted") == [first, registry.current_version("fraud")]
     quarantined = [e for e in read_audit_log(store) if e.event == "batch_quarantined"]
     assert [e.event_id for e in quarantined] == [reason["audit"]["event_id"]]
+
+
+def training_run(instance, selection):
+    """Part of the training job, with resources from the environment as it is now."""
+    return materialize(
+        [*FRAUD_TRAINING_ASSETS, candidate_not_worse_than_current],
+        selection=selection,
+        resources=build_resources(),
+        instance=instance,
+        raise_on_error=False,
+    )
 
 
 def scoring_job():
