@@ -25,9 +25,11 @@ instance:
 demo: install instance
 	$(BIN)/orchestration-pipelines demo
 
+# One test worker per core (TEST_WORKERS=0 runs them in this process, e.g. to use a debugger).
+TEST_WORKERS ?= auto
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .
