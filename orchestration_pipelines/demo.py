@@ -103,7 +103,16 @@ def run_demo(n_accounts: int = 5000, with_bad_file: bool = False, support_batch_
         run_support_demo(instance, workspace, support_batch_size)
         maintenance_day, maintenance_run = run_maintenance_demo(instance, workspace)
     print_maintenance_summary(maintenance_day, maintenance_run)
+    print_review_inbox_summary()
     print("\nNext: `make ui` and open http://127.0.0.1:3000 for runs, lineage, checks and metadata.")
+
+
+def print_review_inbox_summary() -> None:
+    """What now waits for people, per workflow: the demo's end is where a reviewer's work starts."""
+    waiting = list_items(OpStore(default_opstore_url()))
+    per_workflow = pd.Series([item.workflow for item in waiting], dtype="object").value_counts().to_dict()
+    print(f"\nReview inbox, all workflows: {len(waiting)} item(s) waiting {per_workflow}; `make review` "
+          "serves it (sign-in: README, Human review)")  # fmt: skip
 
 
 def run_fraud_demo(

@@ -1,5 +1,6 @@
 """The command line as a user runs it: real subprocesses, real files."""
 
+import ast
 import json
 import os
 import re
@@ -100,6 +101,11 @@ def test_demo_runs_the_workflow_through_dagster(data_env, tmp_path):
     assert "transactions_broken.csv" in out and "hash chain intact" in out
     waiting = re.search(r"Review inbox: (\d+) fraud item\(s\) waiting", out)
     assert waiting and int(waiting.group(1)) > 0  # the scoring runs raised the cases for people
+    inbox = re.search(r"Review inbox, all workflows: (\d+) item\(s\) waiting (\{.*\})", out)
+    per_workflow = ast.literal_eval(inbox.group(2))
+    assert set(per_workflow) == {"fraud", "support", "maintenance"}  # every workflow raised its cases
+    assert sum(per_workflow.values()) == int(inbox.group(1))
+    assert per_workflow["fraud"] == int(waiting.group(1))
     assert (data_env / "quarantine" / "fraud" / "transactions_broken.csv.reason.json").exists()
     day, opened, reviewed = _maintenance_counts(out)
     assert opened >= 1 and reviewed >= 1  # a confident alert and an uncertain one
