@@ -20,7 +20,7 @@ from typing import Any
 
 import joblib
 
-VERSION_PATTERN = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}")  # what ``save`` creates: UTC time - content hash
+VERSION_PATTERN = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}")  # what ``save`` creates: UTC time - hash
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
 
@@ -54,18 +54,24 @@ class ModelRegistry:
         return self.root / _checked(NAME_PATTERN, name, "model name")
 
     def save(self, name: str, artifact: Any, card: dict[str, Any]) -> str:
-        """Store an artifact with its model card; returns the new version id (time + content hash)."""
+        """Store an artifact with its model card; returns the new version id (time + hash of the saved
+        artifact and card). The card, with its creation instant, is part of the hash: a deterministic
+        retrain saved twice within one second is two versions, never a clash of folders."""
         buffer = io.BytesIO()
         joblib.dump(artifact, buffer, compress=3)
         payload = buffer.getvalue()
-        version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{hashlib.sha256(payload).hexdigest()[:8]}"
+        created_at = datetime.now(UTC)
         card = {
             **card,
             "name": name,
-            "version": version,
-            "created_at": datetime.now(UTC).isoformat(),
+            "created_at": created_at.isoformat(),
             "sha256": hashlib.sha256(payload).hexdigest(),
         }
+        identity = hashlib.sha256(
+            payload + json.dumps(card, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        version = f"{created_at:%Y%m%dT%H%M%S}-{identity[:8]}"
+        card["version"] = version
         self._dir(name).mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self._dir(name)))
         (staging / "model.joblib").write_bytes(payload)

@@ -27,6 +27,14 @@ def test_saved_card_records_the_model_files_sha256(registry):
     assert registry.load("fraud", version)[0] == {"weights": [1, 2, 3]}
 
 
+def test_the_same_model_saved_twice_in_one_second_is_two_versions(registry):
+    """A deterministic retrain on unchanged data saves identical bytes; it must not clash with the first."""
+    first, second = (registry.save("maintenance", {"weights": [1]}, {"baseline": None}) for _ in range(2))
+    assert first != second
+    loaded = [registry.load("maintenance", version)[0] for version in (first, second)]
+    assert loaded == [{"weights": [1]}] * 2
+
+
 @pytest.mark.parametrize(
     "version", ["../../x", "../fraud/20261101T000000-abcdef12", "/tmp/x", "CURRENT", "", "20261101T000000"]
 )
