@@ -39,7 +39,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from assets.audit_effects import audit_anchor
+from assets.audit_effects import audit_anchor, promotion_check_result
 from orchestration_pipelines.audit import (
     AuditRecord,
     append_audit_record,
@@ -272,16 +272,8 @@ def model_candidate(
     ),
 )
 def candidate_not_worse_than_current(model_candidate: dict) -> AssetCheckResult:
-    baseline = model_candidate["baseline"]
-    passed, why = promotion_verdict(model_candidate["metrics"], baseline)
-    return AssetCheckResult(
-        passed=passed,
-        description=why,
-        metadata={
-            "candidate": model_candidate["version"],
-            "current": baseline["version"] if baseline else "none",
-        },
-    )
+    verdict = promotion_verdict(model_candidate["metrics"], model_candidate["baseline"])
+    return promotion_check_result(model_candidate, verdict)
 
 
 @asset(**_model_asset, ins={"candidate": AssetIn(key=model_candidate.key)})

@@ -34,7 +34,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from assets.audit_effects import audit_anchor
+from assets.audit_effects import audit_anchor, promotion_check_result
 from orchestration_pipelines.audit import (
     AuditRecord,
     audit_record_for_quarantine,
@@ -237,16 +237,9 @@ def anomaly_model_candidate(
     ),
 )
 def anomaly_candidate_not_worse(anomaly_model_candidate: dict) -> AssetCheckResult:
-    baseline = anomaly_model_candidate["baseline"]
-    passed, why = promotion_verdict(anomaly_model_candidate["holdout_evaluation"], baseline)
-    return AssetCheckResult(
-        passed=passed,
-        description=why,
-        metadata={
-            "candidate": anomaly_model_candidate["version"],
-            "current": baseline["version"] if baseline else "none",
-        },
-    )
+    candidate = anomaly_model_candidate
+    verdict = promotion_verdict(candidate["holdout_evaluation"], candidate["baseline"])
+    return promotion_check_result(candidate, verdict)
 
 
 @asset(**_common, kinds={"scikitlearn"}, ins={"candidate": AssetIn(key=anomaly_model_candidate.key)})
