@@ -132,21 +132,30 @@ def run_fraud_demo(
         run_or_stop(instance, workspace, "fraud_training_job")
         to_score = land_unfinished(instance, Path(arriving), landing, layout.quarantine(WORKFLOW))
         print(f"\n[2/6] fraud_scoring_job: {len(to_score)} new landing file(s), one partition each")
-        instance.add_dynamic_partitions(fraud_batches.name, [f.name for f in to_score])
-        runs = {
-            f.name: submit(
-                instance,
-                workspace,
-                "fraud_scoring_job",
-                {"dagster/partition": f.name, LANDING_SHA_TAG: f.sha256},
-            )
-            for f in to_score
-        }
-        statuses = wait_for_runs(instance, list(runs.values()))
-    for name, run_id in runs.items():
-        ok = statuses[run_id] == DagsterRunStatus.SUCCESS
-        print(f"      {name}: run {run_id} {'ok' if ok else 'FAILED (see quarantine)'}")
+        run_batches(instance, workspace, "fraud_scoring_job", fraud_batches.name, to_score, LANDING_SHA_TAG,
+                    failure_hint=" (see quarantine)")  # fmt: skip
     print_summary(labelled)
+
+
+def run_batches(
+    instance: DagsterInstance,
+    workspace: BaseWorkspaceRequestContext,
+    job_name: str,
+    partitions_name: str,
+    files: list[LandedFile],
+    sha_tag: str,
+    failure_hint: str = "",
+) -> None:
+    """One run per landed file, tagged as the landing sensors tag theirs; wait, then print each outcome."""
+    instance.add_dynamic_partitions(partitions_name, [f.name for f in files])
+    runs = {
+        f.name: submit(instance, workspace, job_name, {"dagster/partition": f.name, sha_tag: f.sha256})
+        for f in files
+    }
+    statuses = wait_for_runs(instance, list(runs.values()))
+    for name, run_id in runs.items():
+        outcome = "ok" if statuses[run_id] == DagsterRunStatus.SUCCESS else f"FAILED{failure_hint}"
+        print(f"      {name}: run {run_id} {outcome}")
 
 
 def run_or_stop(instance: DagsterInstance, workspace: BaseWorkspaceRequestContext, job_name: str) -> None:
@@ -176,21 +185,9 @@ def run_support_demo(
             path.rename(landing / path.name)
     owed = [f for f in scan_landing(landing) if not support_already_ingested(instance, f.name, f.sha256)]
     print(f"\n[4/6] support_triage_job: {len(owed)} new ticket file(s), one partition each")
-    instance.add_dynamic_partitions(support_batches.name, [f.name for f in owed])
-    runs = {
-        f.name: submit(
-            instance,
-            workspace,
-            "support_triage_job",
-            {"dagster/partition": f.name, SUPPORT_LANDING_SHA_TAG: f.sha256},
-        )
-        for f in owed
-    }
-    statuses = wait_for_runs(instance, list(runs.values()))
-    for name, run_id in runs.items():
-        print(
-            f"      {name}: run {run_id} {'ok' if statuses[run_id] == DagsterRunStatus.SUCCESS else 'FAILED'}"
-        )
+    run_batches(
+        instance, workspace, "support_triage_job", support_batches.name, owed, SUPPORT_LANDING_SHA_TAG
+    )
     print_support_summary()
 
 
