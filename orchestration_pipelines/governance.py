@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from orchestration_pipelines.config_files import parse_yaml
 
 DATA_POLICY_PATH = Path(__file__).parent / "policies" / "data_policy.yaml"
 
@@ -188,7 +188,7 @@ class DataPolicy:
 
 
 def load_data_policy(path: Path = DATA_POLICY_PATH) -> DataPolicy:
-    document = yaml.safe_load(path.read_text())
+    document = parse_yaml(path.read_text())
     workflows = {
         name: WorkflowDataPolicy(
             workflow=name,

@@ -13,9 +13,9 @@ from pathlib import Path
 from string import Template
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from orchestration_pipelines.config_files import parse_yaml
 from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.shadow import active_version
 
@@ -71,7 +71,7 @@ class Prompt:
 
 
 def load_prompt(path: Path) -> Prompt:
-    document = yaml.safe_load(path.read_text())
+    document = parse_yaml(path.read_text())
     return Prompt(
         id=document["id"],
         version=int(document["version"]),

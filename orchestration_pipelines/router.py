@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
 from orchestration_pipelines.audit import append_audit_event
+from orchestration_pipelines.config_files import parse_yaml
 from orchestration_pipelines.opstore import OpStore
 from orchestration_pipelines.shadow import active_version
 
@@ -84,7 +84,7 @@ class RouterPolicy:
 
 
 def load_router_policy(path: Path = ROUTER_POLICY_PATH) -> RouterPolicy:
-    return RouterPolicy.from_dict(yaml.safe_load(path.read_text()))
+    return RouterPolicy.from_dict(parse_yaml(path.read_text()))
 
 
 def active_router_policy(store: OpStore, path: Path = ROUTER_POLICY_PATH) -> RouterPolicy:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+
+from orchestration_pipelines.config_files import parse_yaml
 
 DECISIONS = ("auto_clear", "analyst_review", "block_pending_approval")
 _OPERATORS = {
@@ -78,7 +79,7 @@ def load_policy(path: str | Path | None = None) -> FraudPolicy:
         if path
         else resources.files("orchestration_pipelines").joinpath("policies/fraud.yaml").read_text()
     )
-    raw = yaml.safe_load(text)
+    raw = parse_yaml(text)
     try:
         rules = tuple(
             Rule(

@@ -14,7 +14,8 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+from orchestration_pipelines.config_files import parse_yaml
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -148,7 +149,7 @@ def load_plant(path: str | Path | None = None) -> PlantConfig:
         .read_text()
     )
     try:
-        plant = _parse(yaml.safe_load(text), text)
+        plant = _parse(parse_yaml(text), text)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PlantConfigError(f"invalid plant configuration: {exc!r}") from exc
     problems = [

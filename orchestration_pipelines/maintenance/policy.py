@@ -8,7 +8,8 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+from orchestration_pipelines.config_files import parse_yaml
 
 
 class MaintenancePolicyError(ValueError):
@@ -39,7 +40,7 @@ def load_maintenance_policy(path: str | Path | None = None) -> MaintenancePolicy
         if path
         else resources.files("orchestration_pipelines").joinpath("policies/maintenance.yaml").read_text()
     )
-    raw = yaml.safe_load(text)
+    raw = parse_yaml(text)
     try:
         features, anomaly, alerts = raw["features"], raw["anomaly"], raw["alerts"]
         policy = MaintenancePolicy(

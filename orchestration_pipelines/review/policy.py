@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from orchestration_pipelines.config_files import parse_yaml
+
 REVIEW_POLICY_PATH = Path(__file__).parent.parent / "policies" / "review.yaml"
 DECISIONS = ("approve", "reject", "correct")  # the actions that close an item
 ACTIONS = (*DECISIONS, "assign", "comment")
@@ -182,7 +184,7 @@ def load_review_policy(path: str | Path | None = None) -> ReviewPolicy:
 def _parse_policy(source: Path, _mtime_ns: int, _size: int) -> ReviewPolicy:
     content = source.read_bytes()
     try:
-        raw = yaml.safe_load(content)
+        raw = parse_yaml(content)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from exc
     roles = tuple(_require(raw, "roles", str(source)))

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from orchestration_pipelines.config_files import parse_yaml
 from orchestration_pipelines.support.classifier import WordGramTfidf
 
 KNOWLEDGE_BASE_DIR = Path(__file__).parent / "knowledge_base"
@@ -35,7 +35,7 @@ class Hit:
 
 def load_article(path: Path) -> Article:
     _, front, text = path.read_text().split("---", 2)
-    meta = yaml.safe_load(front)
+    meta = parse_yaml(front)
     return Article(str(meta["id"]), meta["title"], tuple(meta.get("intents", ())), " ".join(text.split()))
 
 

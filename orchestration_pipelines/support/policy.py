@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from orchestration_pipelines.config_files import parse_yaml
 
 SUPPORT_POLICY_PATH = Path(__file__).parents[1] / "policies" / "support.yaml"
 
@@ -36,7 +36,7 @@ class SupportPolicy:
 
 
 def load_support_policy(path: Path = SUPPORT_POLICY_PATH) -> SupportPolicy:
-    document = yaml.safe_load(path.read_text())
+    document = parse_yaml(path.read_text())
     return SupportPolicy(
         version=str(document["version"]),
         intents={name: IntentRule(**rule) for name, rule in document["intents"].items()},
