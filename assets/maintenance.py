@@ -343,13 +343,13 @@ def readings(
             check.rejected[in_day.isna() | (in_day.dt.normalize() == day)].assign(file=landed.name)
         )
         problems += [{**p, "file": landed.name} for p in check.problems if p["kind"] != "spans_days"]
-    combined = check_readings(pd.concat(kept, ignore_index=True), plant) if kept else None
-    if combined is not None:
+    if len(kept) > 1:  # across files: a reading re-sent in another file, or two files disagreeing
+        combined = check_readings(pd.concat(kept, ignore_index=True), plant)
         problems += [{**p, "file": "(all files)"} for p in combined.problems if p["kind"] != "spans_days"]
         rejected.append(combined.rejected.assign(file="(all files)"))
-    day_readings = (
-        combined.readings if combined is not None else pd.DataFrame(columns=["machine_id", "timestamp"])
-    )
+        day_readings = combined.readings
+    else:  # one file's rows are already checked, deduplicated and sorted
+        day_readings = kept[0] if kept else pd.DataFrame(columns=["machine_id", "timestamp"])
     quarantined = pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame()
     if len(quarantined):
         folder = landing.quarantine(WORKFLOW) / context.partition_key
@@ -392,9 +392,12 @@ def features(
     medians = [median_column(s) for s in plant.sensor_names]
     tail_start = day - (policy.rolling_windows - 1) * policy.window
     with warehouse.get_connection() as con:
-        day_readings = con.execute(
-            f"SELECT * FROM {WORKFLOW}.readings WHERE day = ?", [context.partition_key]
-        ).df()
+        # Through Arrow: a third of the CPU of ``.df()`` on a day of a large plant's readings.
+        day_readings = (
+            con.sql(f"SELECT * FROM {WORKFLOW}.readings WHERE day = ?", params=[context.partition_key])
+            .to_arrow_table()
+            .to_pandas()
+        )
         tail = _read(
             con,
             "features",

@@ -14,12 +14,13 @@ Run: ``python -m benchmarks.maintenance`` (about 3 minutes on 2 shared cores). `
 run on a third of the machines over four weeks: too few failures to judge the targets.
 
 ``--performance [--machines 1000 --days 7 --repeats 2]`` measures features and scoring instead, day by
-day as the partitions run, on 1-minute readings: the plain script (readings contract, features with the
-carried tail, scores) and the same days as Dagster runs of the readings, features and anomaly_scores
-assets (landed file read, each table written), each measurement in a fresh process,
-alternating; CPU and wall seconds with their spread, peak memory (simulation included), the Dagster /
-plain ratio; then one new day through Dagster after 7 and after 28 days of history (a smaller plant,
-``--history-machines``). Targets at 1,000 machines x 7 days: under 60 s and under 4 GB; a new day's
+day as the partitions run, on 1-minute readings: the plain script (landed day file read, readings
+contract, features with the carried tail, scores, each table written to DuckDB, frames passed in
+memory) and the same days as Dagster runs of the readings, features and anomaly_scores assets (which
+pass their tables through the warehouse), each measurement in a fresh process, alternating; CPU and
+wall seconds with their spread, peak memory (simulation included), the Dagster / plain ratio; then one
+new day through Dagster after 7 and after 28 days of history (``--history-machines``, 1,000 by
+default). Targets at 1,000 machines x 7 days: under 60 s and under 4 GB; a new day's
 cost does not grow with the history.
 """
 
@@ -37,8 +38,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
+from orchestration_pipelines.landing import read_table_file
 from orchestration_pipelines.maintenance.anomaly import score_features, train_models
 from orchestration_pipelines.maintenance.contract import check_readings
 from orchestration_pipelines.maintenance.evaluation import LEAD_TARGET, evaluate_alerts
@@ -116,19 +119,42 @@ def _day_readings(sim, day: pd.Timestamp) -> pd.DataFrame:
     return sim.readings[(ts >= day) & (ts < day + pd.Timedelta(days=1))]
 
 
-def _plain_days(sim, models, days, policy) -> list[tuple[float, float]]:
-    """(wall s, CPU s) per day of the plain script: readings contract, features with the carried tail,
-    scores; nothing is written."""
-    windows = maintenance_windows(sim.events)
-    tail, costs = None, []
+def _land_days(sim, days, folder: Path) -> list[Path]:
+    """One readings file per day, as a plant's daily export lands; written before any timing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
     for day in days:
-        raw = _day_readings(sim, day)
-        wall, cpu = time.perf_counter(), time.process_time()
-        checked = check_readings(raw, sim.plant)
-        features, tail = day_features(checked.readings, day, sim.plant, policy, windows, tail)
-        score_features(features, models)
-        costs.append((time.perf_counter() - wall, time.process_time() - cpu))
+        files.append(folder / f"readings_{day:%Y-%m-%d}.parquet")
+        _day_readings(sim, day).to_parquet(files[-1])
+    return files
+
+
+def _plain_days(sim, models, days, policy, workdir: Path) -> list[tuple[float, float]]:
+    """(wall s, CPU s) per day of the plain script doing the run's work without Dagster: read the
+    landed day file, readings contract, features with the carried tail, scores, each of the three
+    tables written to a DuckDB file. Frames pass in memory from stage to stage."""
+    windows = maintenance_windows(sim.events)
+    files = _land_days(sim, days, workdir / "readings")
+    tail, costs = None, []
+    with duckdb.connect(str(workdir / "warehouse.duckdb")) as con:
+        for day, file in zip(days, files, strict=True):
+            wall, cpu = time.perf_counter(), time.process_time()
+            stamp = f"{day:%Y-%m-%d}"
+            checked = check_readings(read_table_file(file), sim.plant).readings
+            _append(con, "readings", checked.assign(day=stamp))
+            features, tail = day_features(checked, day, sim.plant, policy, windows, tail)
+            _append(con, "features", features.assign(day=stamp))
+            _append(con, "anomaly_scores", score_features(features, models))
+            costs.append((time.perf_counter() - wall, time.process_time() - cpu))
     return costs
+
+
+def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """The frame's rows into ``table`` (created from the first frame), as each asset stores its day."""
+    con.register("frame", frame)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM frame LIMIT 0")
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
+    con.unregister("frame")
 
 
 def _dagster_days(sim, models, days, workdir: Path) -> list[tuple[float, float]]:
@@ -158,11 +184,9 @@ def _dagster_days(sim, models, days, workdir: Path) -> list[tuple[float, float]]
     plant_path = workdir / "plant.yaml"
     plant_path.write_text(plant_file_text(sim.plant))
     landing = data / "landing" / "maintenance"
-    (landing / "readings").mkdir(parents=True)
+    _land_days(sim, days, landing / "readings")
     (landing / "events").mkdir()
     sim.events.to_parquet(landing / "events" / "events.parquet")
-    for day in days:  # one file per day, as a plant's daily export lands
-        _day_readings(sim, day).to_parquet(landing / "readings" / f"readings_{day:%Y-%m-%d}.parquet")
     resources = {
         **build_resources(),
         "maintenance_config": MaintenanceConfigResource(plant_path=str(plant_path)),
@@ -186,10 +210,10 @@ def _measure(mode: str, machines: int, days: int) -> dict:
     """One measurement in this process: per-day costs of ``mode`` and the process's peak memory."""
     sim, models, timed, policy = _performance_plant(machines, days)
     rows = sum(len(_day_readings(sim, day)) for day in timed)
-    if mode == "plain":
-        costs = _plain_days(sim, models, timed, policy)
-    else:
-        with tempfile.TemporaryDirectory(prefix="maintenance-bench-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="maintenance-bench-") as workdir:
+        if mode == "plain":
+            costs = _plain_days(sim, models, timed, policy, Path(workdir))
+        else:
             costs = _dagster_days(sim, models, timed, Path(workdir))
     return {
         "mode": mode,
@@ -266,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--history-machines",
         type=int,
-        default=100,
-        help="with --performance: plant size of the 7 vs 28 days run",
+        default=1000,
+        help="with --performance: plant size of the 7 vs 28 days run (28 days of 1,000 machines: ~10 GB)",
     )
     parser.add_argument("--measure", choices=["plain", "dagster"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

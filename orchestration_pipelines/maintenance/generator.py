@@ -302,7 +302,8 @@ def simulate_plant(scenario: Scenario = DEVELOPMENT, plant: PlantConfig | None =
             ["machine_id", "timestamp"], ignore_index=True
         ),
         failures=failures,
-        maintenance=pd.concat([p[3] for p in parts if len(p[3])], ignore_index=True),
+        # A short or small simulation may plan no maintenance at all: an empty table, not an error.
+        maintenance=pd.concat([p[3] for p in parts if len(p[3])] or [parts[0][3]], ignore_index=True),
         ambient=pd.Series(ambient, index=times, name="ambient_temperature"),
     )
 
