@@ -156,6 +156,20 @@ def test_assign_and_comment(store):
     assert commented.item.status == "decided" and commented.event.comment == "customer called, confirmed"
 
 
+def test_a_decision_on_a_version_the_reviewer_no_longer_sees_is_refused_and_recorded(store):
+    """The first approval of a four-eyes block changes the item; a second reviewer still looking at
+    version 1 must not approve on top of it without seeing that first approval."""
+    (big,) = raise_items(store, [request("tx-big", amount_eur=8000.0)]).created
+    decide(store, big, "ana", "approve", expected_version=1)
+    with pytest.raises(DecisionRefused, match="changed since version 1 \\(now 2\\)") as refused:
+        decide(store, big, "sen", "approve", expected_version=1)
+    assert refused.value.event_id in {e.event_id for e in item_history(store, big)}
+    item = get_item(store, big)
+    assert (item.status, item.version, [a["reviewer"] for a in item.approvals]) == ("open", 2, ["ana"])
+    assert decide(store, big, "sen", "comment", comment="looking", expected_version=1).item.version == 2
+    assert decide(store, big, "sen", "approve", expected_version=2).item.status == "decided"
+
+
 def test_concurrent_decisions_on_one_item_give_exactly_one_outcome(store):
     (item_id,) = raise_items(store, [request("tx-race")]).created
     results, barrier = [], threading.Barrier(6)

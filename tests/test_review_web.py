@@ -392,8 +392,9 @@ def test_api_second_decision_and_stale_version_are_409(inbox):
     stale = client.post(
         f"/api/items/{other}/decisions", headers=inbox.bearer("bob"), json={"action": "approve", "version": 1}
     )
-    assert stale.status_code == 409 and "changed since you saw it" in stale.json()["error"]
+    assert stale.status_code == 409 and "changed since version 1 (now 2)" in stale.json()["error"]
     assert get_item(inbox.store, other).status == "assigned"
+    assert item_history(inbox.store, other)[-1].outcome == "refused"  # recorded and audited, as any refusal
 
 
 def test_api_rejects_malformed_decisions(inbox):

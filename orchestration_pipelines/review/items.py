@@ -278,7 +278,13 @@ def _plan_approval(kind: KindPolicy, item: ReviewItem, actor: Actor) -> _Plan | 
 
 
 def _plan(
-    cur: Cursor, kind: KindPolicy, item: ReviewItem, actor: Actor, action: str, value: str | None
+    cur: Cursor,
+    kind: KindPolicy,
+    item: ReviewItem,
+    actor: Actor,
+    action: str,
+    value: str | None,
+    expected_version: int | None = None,
 ) -> _Plan | str:
     """The accepted change, or the reason to refuse it."""
     if action not in (*DECISIONS, "assign", "comment"):
@@ -290,6 +296,8 @@ def _plan(
         return _Plan({}, _granting_role(kind, actor, action), {})
     if item.status not in OPEN_STATUSES:
         return f"already decided: {item.decision} ({item.status})"
+    if expected_version is not None and expected_version != item.version:
+        return f"the item changed since version {expected_version} (now {item.version}): reload it"
     role = _granting_role(kind, actor, action)
     if action == "assign":
         assignee = value or actor.actor_id
@@ -420,12 +428,15 @@ def decide(
     now: datetime | None = None,
     *,
     policy: ReviewPolicy | None = None,
+    expected_version: int | None = None,
 ) -> DecisionOutcome:
     """Approve, reject, correct (``value``: the corrected label), assign (``value``: the assignee, default
     the reviewer) or comment on an item, as ``reviewer`` (a ``Reviewer`` or reviewer id).
 
     Recorded once: of concurrent decisions on one item exactly one is accepted, the others are refused
-    ("already decided"). A refusal is committed (event and audit entry) and then raised.
+    ("already decided"). ``expected_version``, the version the reviewer saw, refuses a decision on an
+    item that changed since (say a first approval of two), in the same transaction that would apply
+    it; comments are always taken. A refusal is committed (event and audit entry) and then raised.
     """
     policy = policy or load_review_policy()
     at = utc_iso(now)
@@ -435,7 +446,11 @@ def decide(
                 item = _fetch_item(cur, item_id)
                 kind = policy.kind(item.kind)
                 actor = _resolve_actor(cur, reviewer)
-                plan = actor if isinstance(actor, str) else _plan(cur, kind, item, actor, action, value)
+                plan = (
+                    actor
+                    if isinstance(actor, str)
+                    else _plan(cur, kind, item, actor, action, value, expected_version)
+                )
                 if not isinstance(plan, str):
                     return _apply_plan(cur, item, plan, actor=actor.actor_id, action=action, value=value,
                                        comment=comment, at=at, policy=policy)  # fmt: skip

@@ -351,19 +351,20 @@ class _Inbox:
             raise HTTPException(404, f"no review item {item_id!r}")
         kind = self.policy.kind(item.kind)
         role_allows = kind.allowed(reviewer.roles, action)
-        if role_allows and seen_version is not None and seen_version != item.version and action != "comment":
-            raise HTTPException(
-                409, f"the item changed since you saw it (version {seen_version}, now {item.version}): reload"
-            )
         try:
             return review.decide(
-                self.store, item_id, reviewer, action, value or None, comment or None, policy=self.policy
-            )
+                self.store, item_id, reviewer, action, value or None, comment or None,
+                policy=self.policy, expected_version=seen_version,
+            )  # fmt: skip
         except review.DecisionRefused as refused:
             if not role_allows:
                 raise HTTPException(403, refused.reason) from None
             current = review.get_item(self.store, item_id)
-            if current is None or current.status not in review.OPEN_STATUSES:
+            if (
+                current is None
+                or current.status not in review.OPEN_STATUSES
+                or seen_version not in (None, current.version)
+            ):
                 raise HTTPException(409, refused.reason) from None
             raise HTTPException(422, refused.reason) from None
 
