@@ -64,6 +64,8 @@ def _broken(tmp_path: Path, edit) -> Path:
          r"four_eyes\[0\]: four eyes means at least 2 approvers"),
         (lambda p: p["kinds"]["fraud_block_pending_approval"]["four_eyes"][0].update(including_role="cfo"),
          r"four_eyes\[0\]: unknown role 'cfo'"),
+        (lambda p: p["kinds"]["fraud_block_pending_approval"].update(on_timeout={"apply": "approve"}),
+         r"on_timeout.apply: 'approve' needs four eyes here; a deadline cannot grant it"),
         (lambda p: p["kinds"]["maintenance_low_confidence_alert"].pop("correct"),
          r"maintenance_low_confidence_alert.correct: a kind that can be corrected needs a label_field"),
         (lambda p: p["kinds"]["maintenance_low_confidence_alert"]["actions"].update(approve=["Open Order"]),

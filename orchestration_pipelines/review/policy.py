@@ -142,6 +142,12 @@ def _kind(kind: str, raw: dict, roles: tuple[str, ...]) -> KindPolicy:
         raise PolicyError(f"{where}.on_timeout: give exactly one of escalate_to or apply")
     if "apply" in timeout_raw and timeout_raw["apply"] not in DECISIONS:
         raise PolicyError(f"{where}.on_timeout.apply: {timeout_raw['apply']!r} is not one of {DECISIONS}")
+    if any(rule.decision == timeout_raw.get("apply") for rule in four_eyes):
+        # Applied by the clock, the decision would skip the approvers its four-eyes rule requires.
+        raise PolicyError(
+            f"{where}.on_timeout.apply: {timeout_raw['apply']!r} needs four eyes here; a deadline cannot "
+            "grant it (escalate_to a role instead)"
+        )
     on_timeout = TimeoutAction(
         escalate_to=_role(timeout_raw["escalate_to"], roles, f"{where}.on_timeout")
         if "escalate_to" in timeout_raw
