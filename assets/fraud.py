@@ -39,12 +39,11 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from assets.audit_effects import audit_anchor, promotion_check_result
+from assets.audit_effects import audit_anchor, deliver_published_record, promotion_check_result
 from orchestration_pipelines.audit import (
     AuditRecord,
     append_audit_record,
     audit_record_for_quarantine,
-    deliver_outbox,
     deliver_pending_audit_or_warn,
     deliver_quarantine_record,
 )
@@ -672,11 +671,7 @@ def decisions(
                 metadata={"superseded_by_run": publication.published_run_id},
                 allow_retries=False,
             )
-        try:
-            entry = deliver_outbox(con, store, publication.event_id)[0]
-        except Exception as exc:  # any store failure: the record stays in the outbox
-            context.log.warning(f"audit delivery of {publication.event_id} failed: {exc}")
-            entry = None
+        entry = deliver_published_record(con, store, publication.event_id, context.log)
         counts, versions = _published_summary(con, batch)
         for_people = _cases_for_people(con, batch)
         column_schema = _column_schema(con, PUBLISHED_TABLE)

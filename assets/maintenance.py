@@ -34,11 +34,10 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from assets.audit_effects import audit_anchor, promotion_check_result
+from assets.audit_effects import audit_anchor, deliver_published_record, promotion_check_result
 from orchestration_pipelines.audit import (
     AuditRecord,
     audit_record_for_quarantine,
-    deliver_outbox,
     deliver_pending_audit_or_warn,
     deliver_quarantine_record,
     promote_with_audit,
@@ -656,11 +655,7 @@ def work_orders(
                 metadata={"superseded_by_run": publication.published_run_id},
                 allow_retries=False,
             )
-        try:
-            entry = deliver_outbox(con, store, publication.event_id)[0]
-        except Exception as exc:  # any store failure: the record stays in the outbox
-            context.log.warning(f"audit delivery of {publication.event_id} failed: {exc}")
-            entry = None
+        entry = deliver_published_record(con, store, publication.event_id, context.log)
         published = con.execute(f"SELECT * FROM {ALERTS_TABLE} WHERE batch_id = ?", [day]).df()
         scored = con.execute(f"SELECT * FROM {WORKFLOW}.anomaly_scores WHERE day = ?", [day]).df()
     for column in ("alerted_at", "downtime_start", "downtime_end"):

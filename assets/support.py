@@ -28,10 +28,10 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from assets.audit_effects import audit_anchor, deliver_published_record
 from orchestration_pipelines.audit import (
     AuditRecord,
     audit_record_for_quarantine,
-    deliver_outbox,
     deliver_pending_audit_or_warn,
     deliver_quarantine_record,
 )
@@ -527,16 +527,8 @@ def outbox(
             quarantine_root=landing.quarantine(WORKFLOW),
         )
         replace_batch_with_record(con, "outbox", batch, result, record)
-        try:
-            entry = deliver_outbox(con, store, record.event_id)[0]
-        except Exception as exc:  # any store failure: the record waits in the warehouse outbox
-            context.log.warning(f"audit delivery of {record.event_id} deferred: {exc}")
-            entry = None
-    audit = (
-        {"audit_seq": MetadataValue.int(entry.seq), "audit_hash": entry.entry_hash}
-        if entry
-        else {"audit_pending": True}
-    )
+        entry = deliver_published_record(con, store, record.event_id, context.log)
+    audit = audit_anchor(entry, retries_left=False)  # no step retry: a reconciler delivers it later
     return MaterializeResult(
         metadata={
             **{f"status_{s}": MetadataValue.int(n) for s, n in counts.items()},
