@@ -63,6 +63,7 @@ from orchestration_pipelines.maintenance.contract import ReadingsFileRejected, c
 from orchestration_pipelines.maintenance.evidence import evidence_png
 from orchestration_pipelines.maintenance.features import day_features, maintenance_windows, median_column
 from orchestration_pipelines.maintenance.replay import history_features
+from orchestration_pipelines.maintenance.tables import replace_day
 from orchestration_pipelines.maintenance.work_orders import MaintenanceSystem, orders_closed_by_events
 from orchestration_pipelines.model_registry import ModelNotFound
 from orchestration_pipelines.publish import discard_staged, publish_batch, read_staged, stage_rows
@@ -87,23 +88,6 @@ ALERT_STATE_STAGING, ALERT_STATE_TABLE = f"{WORKFLOW}.alert_state_staging", f"{W
 
 def _day(context) -> pd.Timestamp:
     return pd.Timestamp(context.partition_key, tz="UTC")
-
-
-def _replace_day(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, day: str) -> None:
-    """Replace ``day``'s rows of ``table`` with ``frame`` in one transaction (readers never see a mix)."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {WORKFLOW}")
-    con.register("incoming", frame)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
-        con.execute(f"DELETE FROM {table} WHERE day = ?", [day])
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("incoming")
 
 
 def _read(con: duckdb.DuckDBPyConnection, table: str, where: str, params: list, columns: str = "*"):
@@ -356,7 +340,7 @@ def readings(
         quarantined.to_csv(folder / f"rejected_rows.{context.run.run_id}.csv", index=False)
     with warehouse.get_connection() as con:
         _remember_landing_days(con, newly_indexed)
-        _replace_day(
+        replace_day(
             con, f"{WORKFLOW}.readings", day_readings.assign(day=context.partition_key), context.partition_key
         )
     silent = sorted(set(plant.machines) - set(day_readings["machine_id"]))
@@ -410,7 +394,7 @@ def features(
         result, _ = day_features(
             day_readings, day, plant, policy, maintenance_windows(_events(landing)), tail
         )
-        _replace_day(
+        replace_day(
             con, f"{WORKFLOW}.features", result.assign(day=context.partition_key), context.partition_key
         )
     return MaterializeResult(
@@ -438,7 +422,7 @@ def anomaly_scores(
         ).df()
         day_features_["window_start"] = pd.to_datetime(day_features_["window_start"], utc=True)
         scored = score_features(day_features_, models).assign(model_version=card["version"])
-        _replace_day(con, f"{WORKFLOW}.anomaly_scores", scored, context.partition_key)
+        replace_day(con, f"{WORKFLOW}.anomaly_scores", scored, context.partition_key)
     return MaterializeResult(
         metadata={
             "model_version": card["version"],

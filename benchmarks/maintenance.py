@@ -49,6 +49,7 @@ from orchestration_pipelines.maintenance.features import day_features, maintenan
 from orchestration_pipelines.maintenance.generator import DEVELOPMENT, Scenario, simulate_plant
 from orchestration_pipelines.maintenance.policy import load_maintenance_policy
 from orchestration_pipelines.maintenance.replay import history_features, naive_evaluation, replay
+from orchestration_pipelines.maintenance.tables import replace_day
 
 # Held out: never used while developing features, models or the policy. Faster bearing wear and
 # overheating, slower pressure loss than DEVELOPMENT, another machine mix and another seed.
@@ -132,7 +133,7 @@ def _land_days(sim, days, folder: Path) -> list[Path]:
 def _plain_days(sim, models, days, policy, workdir: Path) -> list[tuple[float, float]]:
     """(wall s, CPU s) per day of the plain script doing the run's work without Dagster: read the
     landed day file, readings contract, features with the carried tail, scores, each of the three
-    tables written to a DuckDB file. Frames pass in memory from stage to stage."""
+    tables written with the assets' own ``replace_day``. Frames pass in memory from stage to stage."""
     windows = maintenance_windows(sim.events)
     files = _land_days(sim, days, workdir / "readings")
     tail, costs = None, []
@@ -141,20 +142,13 @@ def _plain_days(sim, models, days, policy, workdir: Path) -> list[tuple[float, f
             wall, cpu = time.perf_counter(), time.process_time()
             stamp = f"{day:%Y-%m-%d}"
             checked = check_readings(read_table_file(file), sim.plant).readings
-            _append(con, "readings", checked.assign(day=stamp))
+            replace_day(con, "maintenance.readings", checked.assign(day=stamp), stamp)
             features, tail = day_features(checked, day, sim.plant, policy, windows, tail)
-            _append(con, "features", features.assign(day=stamp))
-            _append(con, "anomaly_scores", score_features(features, models))
+            features = features.assign(day=stamp)
+            replace_day(con, "maintenance.features", features, stamp)
+            replace_day(con, "maintenance.anomaly_scores", score_features(features, models), stamp)
             costs.append((time.perf_counter() - wall, time.process_time() - cpu))
     return costs
-
-
-def _append(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    """The frame's rows into ``table`` (created from the first frame), as each asset stores its day."""
-    con.register("frame", frame)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM frame LIMIT 0")
-    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
-    con.unregister("frame")
 
 
 def _dagster_days(sim, models, days, workdir: Path) -> list[tuple[float, float]]:

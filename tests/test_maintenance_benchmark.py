@@ -9,10 +9,9 @@ from benchmarks.maintenance import _dagster_days, _performance_plant, _plain_day
 TABLES = ("readings", "features", "anomaly_scores")
 
 
-def _rows(database, schema: str | None) -> dict[str, int]:
-    prefix = f"{schema}." if schema else ""
+def _rows(database) -> dict[str, int]:
     with duckdb.connect(str(database), read_only=True) as con:
-        return {t: con.execute(f"SELECT count(*) FROM {prefix}{t}").fetchone()[0] for t in TABLES}
+        return {t: con.execute(f"SELECT count(*) FROM maintenance.{t}").fetchone()[0] for t in TABLES}
 
 
 def test_plain_script_and_dagster_runs_leave_the_same_tables(tmp_path, monkeypatch):
@@ -25,6 +24,6 @@ def test_plain_script_and_dagster_runs_leave_the_same_tables(tmp_path, monkeypat
 
     assert len(plain) == len(dagster) == 2
     assert all(cpu > 0 for _, cpu in plain + dagster)
-    plain_rows = _rows(tmp_path / "plain" / "warehouse.duckdb", None)
-    assert plain_rows == _rows(tmp_path / "dagster" / "data" / "warehouse.duckdb", "maintenance")
+    plain_rows = _rows(tmp_path / "plain" / "warehouse.duckdb")
+    assert plain_rows == _rows(tmp_path / "dagster" / "data" / "warehouse.duckdb")
     assert plain_rows["readings"] > 0 and plain_rows["features"] > 0
